@@ -1,0 +1,3 @@
+"""events-audit: a NATS JetStream events audit server."""
+
+__version__ = "0.1.0"
