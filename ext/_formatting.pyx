@@ -15,6 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
@@ -22,7 +23,9 @@ from libc.string cimport memcmp, memcpy, memset
 from events_audit._unicode_tables import GO_PRINTABLE_RANGES
 
 cdef extern from "Python.h":
-    double PyOS_string_to_double(const char *s, char **endptr, object overflow_exception) except? -1.0
+    ctypedef struct PyObject
+    double PyOS_string_to_double(const char *s, char **endptr,
+                                 PyObject *overflow_exception) except? -1.0
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
                                 int *ptype) except NULL
     bint PyBytes_Check(object o)
@@ -213,17 +216,23 @@ cdef const char *HEX = b"0123456789abcdef"
 # Escaping: encoding/json strings, strconv.Quote, logrus' bare values
 # ---------------------------------------------------------------------------
 
-# 1: an ASCII byte encoding/json writes as is (HTML escaping on).
-cdef uint8_t JSON_SAFE[128]
-# 1: a byte logrus writes unquoted ([A-Za-z0-9-._/@^+]).
-cdef uint8_t BARE[256]
+# Byte classes: 0 copies as is; 1 is an ASCII byte with an escape; 2 starts
+# a multi-byte (or ill-formed) sequence that needs decoding.
+cdef uint8_t JSON_CLASS[256]   # encoding/json with HTML escaping (logrus)
+cdef uint8_t QUOTE_CLASS[256]  # strconv.Quote
+cdef uint8_t BARE[256]         # 1: logrus writes the byte unquoted ([A-Za-z0-9-._/@^+])
+cdef char QUOTE_ESCAPE[32][4]  # \a..\r short forms, else \xNN, for bytes < 0x20
 
 
 cdef void _load_byte_tables():
     cdef int c
-    for c in range(128):
-        JSON_SAFE[c] = c >= 0x20 and c not in (0x22, 0x5C, 0x3C, 0x3E, 0x26)
     for c in range(256):
+        if c >= 0x80:
+            JSON_CLASS[c] = 2
+            QUOTE_CLASS[c] = 2
+        else:
+            JSON_CLASS[c] = c < 0x20 or c in (0x22, 0x5C, 0x3C, 0x3E, 0x26)
+            QUOTE_CLASS[c] = c < 0x20 or c in (0x22, 0x5C, 0x7F)
         BARE[c] = ((0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (0x30 <= c <= 0x39)
                    or c in (0x2D, 0x2E, 0x5F, 0x2F, 0x40, 0x5E, 0x2B))
 
@@ -231,117 +240,121 @@ cdef void _load_byte_tables():
 _load_byte_tables()
 
 
+cdef inline char *put_hex_escape(char *out, char kind, uint32_t r, int digits) noexcept:
+    cdef int k
+    out[0] = b'\\'
+    out[1] = kind
+    for k in range(digits):
+        out[2 + k] = HEX[(r >> (4 * (digits - 1 - k))) & 0xF]
+    return out + 2 + digits
+
+
 cdef int w_json_string(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     """A Go string as encoding/json writes it (HTML-escaped)."""
-    cdef Py_ssize_t i = 0, start = 0
+    cdef Py_ssize_t i = 0, start
     cdef uint8_t b
     cdef uint32_t r
     cdef int width
-    cdef char esc[6]
-    w_byte(w, b'"')
-    while i < n:
+    cdef char *out
+    w_reserve(w, 6 * n + 2)  # the longest escape, \u00XX, is 6 bytes for 1
+    out = w.buf + w.len
+    out[0] = b'"'
+    out += 1
+    while True:
+        start = i
+        while i < n and JSON_CLASS[s[i]] == 0:
+            i += 1
+        memcpy(out, s + start, i - start)
+        out += i - start
+        if i >= n:
+            break
         b = s[i]
         if b < 0x80:
-            if JSON_SAFE[b]:
+            out[0] = b'\\'
+            if b == 0x22 or b == 0x5C:
+                out[1] = <char>b
+            elif b == 0x0A:
+                out[1] = b'n'
+            elif b == 0x0D:
+                out[1] = b'r'
+            elif b == 0x09:
+                out[1] = b't'
+            elif b == 0x08:
+                out[1] = b'b'
+            elif b == 0x0C:
+                out[1] = b'f'
+            else:
+                out = put_hex_escape(out, b'u', b, 4)
                 i += 1
                 continue
-            w_mem(w, s + start, i - start)
-            if b == 0x22 or b == 0x5C:
-                esc[0] = b'\\'
-                esc[1] = <char>b
-                w_mem(w, esc, 2)
-            elif b == 0x0A:
-                w_mem(w, b"\\n", 2)
-            elif b == 0x0D:
-                w_mem(w, b"\\r", 2)
-            elif b == 0x09:
-                w_mem(w, b"\\t", 2)
-            elif b == 0x08:
-                w_mem(w, b"\\b", 2)
-            elif b == 0x0C:
-                w_mem(w, b"\\f", 2)
-            else:
-                esc[0] = b'\\'
-                esc[1] = b'u'
-                esc[2] = b'0'
-                esc[3] = b'0'
-                esc[4] = HEX[b >> 4]
-                esc[5] = HEX[b & 0xF]
-                w_mem(w, esc, 6)
+            out += 2
             i += 1
-            start = i
             continue
         width = decode_rune(s + i, n - i, &r)
         if width == 0:
-            w_mem(w, s + start, i - start)
-            w_mem(w, b"\\ufffd", 6)
+            out = put_hex_escape(out, b'u', 0xFFFD, 4)  # one per ill-formed byte
             i += 1
-            start = i
         elif r == 0x2028 or r == 0x2029:
-            w_mem(w, s + start, i - start)
-            w_mem(w, b"\\u2028" if r == 0x2028 else b"\\u2029", 6)
+            out = put_hex_escape(out, b'u', r, 4)
             i += width
-            start = i
         else:
+            memcpy(out, s + i, width)
+            out += width
             i += width
-    w_mem(w, s + start, n - start)
-    return w_byte(w, b'"')
+    out[0] = b'"'
+    w.len = out + 1 - w.buf
+    return 0
 
 
 cdef int w_go_quote(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     """strconv.Quote (fmt's %q) of a Go string."""
-    cdef Py_ssize_t i = 0
+    cdef Py_ssize_t i = 0, start
     cdef uint8_t b
     cdef uint32_t r
-    cdef int width, shift
-    cdef char esc[10]
-    w_byte(w, b'"')
-    while i < n:
+    cdef int width
+    cdef char *out
+    w_reserve(w, 4 * n + 2)  # no escape is longer than 4 bytes per input byte
+    out = w.buf + w.len
+    out[0] = b'"'
+    out += 1
+    while True:
+        start = i
+        while i < n and QUOTE_CLASS[s[i]] == 0:
+            i += 1
+        memcpy(out, s + start, i - start)
+        out += i - start
+        if i >= n:
+            break
         b = s[i]
         if b < 0x80:
-            i += 1
             if b == 0x22 or b == 0x5C:
-                esc[0] = b'\\'
-                esc[1] = <char>b
-                w_mem(w, esc, 2)
-            elif 0x20 <= b < 0x7F:
-                w_byte(w, <char>b)
+                out[0] = b'\\'
+                out[1] = <char>b
+                out += 2
             elif 0x07 <= b <= 0x0D:
-                esc[0] = b'\\'
-                esc[1] = b"abtnvfr"[b - 0x07]
-                w_mem(w, esc, 2)
+                out[0] = b'\\'
+                out[1] = b"abtnvfr"[b - 0x07]
+                out += 2
             else:
-                esc[0] = b'\\'
-                esc[1] = b'x'
-                esc[2] = HEX[b >> 4]
-                esc[3] = HEX[b & 0xF]
-                w_mem(w, esc, 4)
+                out = put_hex_escape(out, b'x', b, 2)
+            i += 1
             continue
         width = decode_rune(s + i, n - i, &r)
         if width == 0:
-            esc[0] = b'\\'
-            esc[1] = b'x'
-            esc[2] = HEX[b >> 4]
-            esc[3] = HEX[b & 0xF]
-            w_mem(w, esc, 4)
+            out = put_hex_escape(out, b'x', b, 2)
             i += 1
             continue
         if go_is_print(r):
-            w_mem(w, s + i, width)
+            memcpy(out, s + i, width)
+            out += width
         elif r < 0x10000:
-            esc[0] = b'\\'
-            esc[1] = b'u'
-            for shift in range(4):
-                esc[2 + shift] = HEX[(r >> (12 - 4 * shift)) & 0xF]
-            w_mem(w, esc, 6)
+            out = put_hex_escape(out, b'u', r, 4)
         else:
-            esc[0] = b'\\'
-            esc[1] = b'U'
-            for shift in range(8):
-                esc[2 + shift] = HEX[(r >> (28 - 4 * shift)) & 0xF]
-            w_mem(w, esc, 10)
+            out = put_hex_escape(out, b'U', r, 8)
         i += width
-    return w_byte(w, b'"')
+    out[0] = b'"'
+    w.len = out + 1 - w.buf
+    return 0
 
 
 cdef int w_text_value(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
@@ -483,7 +496,7 @@ cdef int number_decimal(const uint8_t *s, Py_ssize_t n, Decimal *d, Writer *tmp)
     tmp.len = 0
     w_mem(tmp, s, n)
     w_byte(tmp, 0)
-    x = PyOS_string_to_double(tmp.buf, NULL, None)
+    x = PyOS_string_to_double(tmp.buf, NULL, NULL)  # NULL: overflow gives inf
     if x != x or x - x != 0.0:  # inf: strconv.ParseFloat reports ErrRange
         return -1
     decimal_from_repr(d, x)
@@ -1314,10 +1327,55 @@ cdef int w_sprint_value(Writer *w, Decoder *d, Item *item) except -1:
 # One message, one line
 # ---------------------------------------------------------------------------
 
+# The handler's fields, in Go's sorted key order.
+cdef enum FieldKey:
+    KEY_CONSUMER
+    KEY_DATA_SIZE
+    KEY_DELIVERED
+    KEY_EVENT_DATA
+    KEY_EVENT_ID
+    KEY_EVENT_TIMESTAMP
+    KEY_EVENT_TYPE
+    KEY_JS_TIMESTAMP
+    KEY_PENDING
+    KEY_RAW_DATA
+    KEY_REPLY
+    KEY_SEQUENCE
+    KEY_SOURCE
+    KEY_STREAM
+    KEY_SUBJECT
+    N_KEYS
+
+FIELD_KEYS = ("consumer", "data_size", "delivered", "event_data", "event_id", "event_timestamp",
+              "event_type", "js_timestamp", "pending", "raw_data", "reply", "sequence", "source",
+              "stream", "subject")
+
+# What goes before each value, per layout: ,"key":   key=   ESC[36mkey ESC[0m=
+cdef char PREFIXES[3][N_KEYS][32]
+cdef uint8_t PREFIX_LENS[3][N_KEYS]
+
+
+cdef void _load_prefixes():
+    cdef int layout, key
+    cdef bytes text
+    for key, name in enumerate(FIELD_KEYS):
+        for layout, text in enumerate((b',"%s":' % name.encode(), b" %s=" % name.encode(),
+                                       b" \x1b[36m%s\x1b[0m=" % name.encode())):
+            memcpy(PREFIXES[layout][key], <const char *>text, len(text))
+            PREFIX_LENS[layout][key] = <uint8_t>len(text)
+
+
+_load_prefixes()
+
+cdef const char *MSG_STRUCTURED = b"Received structured event"
+cdef const char *MSG_RAW = b"Received raw event"
+
+
 cdef struct Formatter:
     int layout
     Writer out
-    Writer log_time      # the entry time, the same for the whole batch
+    Writer head[2]       # per batch: what precedes the fields (raw, structured)
+    Writer tail          # per batch: what follows them
     Writer scratch       # one field value before it is quoted
     Writer js_time       # js_timestamp, cached per second
     int64_t js_time_second
@@ -1326,27 +1384,60 @@ cdef struct Formatter:
     Event ev
 
 
-cdef int begin_field(Formatter *f, const char *key, bint *first) except -1:
-    cdef Writer *w = &f.out
-    if f.layout == 0:
-        if not first[0]:
-            w_byte(w, b',')
-        w_byte(w, b'"')
-        w_str(w, key)
-        w_mem(w, b"\":", 2)
-    elif f.layout == 1:
-        w_byte(w, b' ')
-        w_str(w, key)
-        w_byte(w, b'=')
-    else:
-        w_mem(w, b" \x1b[36m", 6)
-        w_str(w, key)
-        w_mem(w, b"\x1b[0m=", 5)
-    first[0] = False
+cdef int begin_formatter(Formatter *f, int layout, int64_t now_ns) except -1:
+    """The parts of every line that depend only on the batch."""
+    cdef Writer log_time
+    cdef int structured
+    cdef const char *msg
+    f.layout = layout
+    f.out.len = 0
+    f.head[0].len = 0
+    f.head[1].len = 0
+    f.tail.len = 0
+    f.js_time_valid = False
+    memset(&log_time, 0, sizeof(Writer))
+    try:
+        w_log_time(&log_time, now_ns)
+        for structured in range(2):
+            msg = MSG_STRUCTURED if structured else MSG_RAW
+            if layout == 0:
+                # '{' and the first field are written per line; level and msg
+                # sit between js_timestamp and pending.
+                w_mem(&f.head[structured], b',"level":"info","msg":"', 23)
+                w_str(&f.head[structured], msg)
+                w_byte(&f.head[structured], b'"')
+            elif layout == 1:
+                w_mem(&f.head[structured], b"time=", 5)
+                w_go_quote(&f.head[structured], <const uint8_t *>log_time.buf, log_time.len)
+                w_mem(&f.head[structured], b" level=info msg=", 16)
+                w_go_quote(&f.head[structured], <const uint8_t *>msg, 25 if structured else 18)
+            else:
+                w_mem(&f.head[structured], b"\x1b[36mINFO\x1b[0m[", 14)
+                w_mem(&f.head[structured], log_time.buf, log_time.len)
+                w_mem(&f.head[structured], b"] ", 2)
+                w_str(&f.head[structured], msg)  # %-44s, then a space
+                w_mem(&f.head[structured], b"                              ",
+                      45 - (25 if structured else 18))
+        if layout == 0:
+            w_mem(&f.tail, b',"time":', 8)
+            w_json_string(&f.tail, <const uint8_t *>log_time.buf, log_time.len)
+            w_byte(&f.tail, b'}')
+        w_byte(&f.tail, b'\n')
+    finally:
+        w_free(&log_time)
     return 0
 
 
-cdef int field_string(Formatter *f, const char *key, const uint8_t *s, Py_ssize_t n,
+cdef inline int begin_field(Formatter *f, FieldKey key, bint *first) except -1:
+    if first[0]:
+        first[0] = False
+        if f.layout == 0:  # the line's '{' takes the place of the comma
+            w_byte(&f.out, b'{')
+            return w_mem(&f.out, PREFIXES[0][<int>key] + 1, PREFIX_LENS[0][<int>key] - 1)
+    return w_mem(&f.out, PREFIXES[f.layout][<int>key], PREFIX_LENS[f.layout][<int>key])
+
+
+cdef int field_string(Formatter *f, FieldKey key, const uint8_t *s, Py_ssize_t n,
                       bint *first) except -1:
     begin_field(f, key, first)
     if f.layout == 0:
@@ -1354,12 +1445,12 @@ cdef int field_string(Formatter *f, const char *key, const uint8_t *s, Py_ssize_
     return w_text_value(&f.out, s, n)
 
 
-cdef int field_uint(Formatter *f, const char *key, uint64_t v, bint *first) except -1:
+cdef int field_uint(Formatter *f, FieldKey key, uint64_t v, bint *first) except -1:
     begin_field(f, key, first)
     return w_uint(&f.out, v)
 
 
-cdef int field_event_string(Formatter *f, const char *key, Item *item,
+cdef int field_event_string(Formatter *f, FieldKey key, Item *item,
                             bint *first) except -1:
     """id/type/source: unquoted from the payload, or "" when unset."""
     cdef Decoder *d = &f.dec
@@ -1373,7 +1464,7 @@ cdef int field_event_string(Formatter *f, const char *key, Item *item,
 
 
 cdef int field_event_data(Formatter *f, bint *first) except -1:
-    begin_field(f, b"event_data", first)
+    begin_field(f, KEY_EVENT_DATA, first)
     if f.layout == 0:
         if not f.ev.has_data:
             return w_mem(&f.out, b"null", 4)
@@ -1393,9 +1484,8 @@ cdef int format_message(Formatter *f, const uint8_t *subject, Py_ssize_t subject
     cdef bint has_meta = reply_len > 0 and parse_ack_reply(reply, reply_len, &meta)
     cdef bint structured
     cdef bint first = True
-    cdef Writer *w = &f.out
     cdef Decoder *d = &f.dec
-    cdef const char *msg
+    cdef Writer *head
     cdef int64_t second
 
     d.s = payload
@@ -1406,7 +1496,7 @@ cdef int format_message(Formatter *f, const uint8_t *subject, Py_ssize_t subject
     d.n_stack = 0
     d.keys.len = 0
     structured = decode_event(d, &f.ev) == 0
-    msg = b"Received structured event" if structured else b"Received raw event"
+    head = &f.head[1 if structured else 0]
 
     if has_meta:
         second = floor_div(meta.timestamp_ns, 1000000000)
@@ -1416,63 +1506,43 @@ cdef int format_message(Formatter *f, const uint8_t *subject, Py_ssize_t subject
             f.js_time_second = second
             f.js_time_valid = True
 
-    # The head, then the fields in Go's sorted key order.
-    if f.layout == 0:
-        w_byte(w, b'{')
-    elif f.layout == 1:
-        w_mem(w, b"time=", 5)
-        w_go_quote(w, <const uint8_t *>f.log_time.buf, f.log_time.len)
-        w_mem(w, b" level=info msg=", 16)
-        w_go_quote(w, <const uint8_t *>msg, 25 if structured else 18)
-    else:
-        w_mem(w, b"\x1b[36mINFO\x1b[0m[", 14)
-        w_mem(w, f.log_time.buf, f.log_time.len)
-        w_mem(w, b"] ", 2)
-        w_str(w, msg)
-        w_mem(w, b"                                                ",
-              45 - (25 if structured else 18))
-
+    if f.layout != 0:
+        w_mem(&f.out, head.buf, head.len)
     if has_meta:
-        field_string(f, b"consumer", reply + meta.consumer_start,
+        field_string(f, KEY_CONSUMER, reply + meta.consumer_start,
                      meta.consumer_end - meta.consumer_start, &first)
-    field_uint(f, b"data_size", <uint64_t>payload_len, &first)
+    field_uint(f, KEY_DATA_SIZE, <uint64_t>payload_len, &first)
     if has_meta:
-        field_uint(f, b"delivered", meta.delivered, &first)
+        field_uint(f, KEY_DELIVERED, meta.delivered, &first)
     if structured:
         field_event_data(f, &first)
-        field_event_string(f, b"event_id", &f.ev.strings[FIELD_ID], &first)
+        field_event_string(f, KEY_EVENT_ID, &f.ev.strings[FIELD_ID], &first)
         if f.ev.timestamp.len:
-            field_string(f, b"event_timestamp", <const uint8_t *>f.ev.timestamp.buf,
+            field_string(f, KEY_EVENT_TIMESTAMP, <const uint8_t *>f.ev.timestamp.buf,
                          f.ev.timestamp.len, &first)
-        else:
-            field_string(f, b"event_timestamp", <const uint8_t *>b"0001-01-01T00:00:00Z", 20,
+        else:  # time.Time{}
+            field_string(f, KEY_EVENT_TIMESTAMP, <const uint8_t *>b"0001-01-01T00:00:00Z", 20,
                          &first)
-        field_event_string(f, b"event_type", &f.ev.strings[FIELD_TYPE], &first)
+        field_event_string(f, KEY_EVENT_TYPE, &f.ev.strings[FIELD_TYPE], &first)
     if has_meta:
-        field_string(f, b"js_timestamp", <const uint8_t *>f.js_time.buf, f.js_time.len,
+        field_string(f, KEY_JS_TIMESTAMP, <const uint8_t *>f.js_time.buf, f.js_time.len,
                      &first)
     if f.layout == 0:
-        w_mem(w, b",\"level\":\"info\",\"msg\":\"", 23)
-        w_str(w, msg)
-        w_byte(w, b'"')
+        w_mem(&f.out, head.buf, head.len)  # level, msg
     if has_meta:
-        field_uint(f, b"pending", meta.pending, &first)
+        field_uint(f, KEY_PENDING, meta.pending, &first)
     if not structured:
-        field_string(f, b"raw_data", payload, payload_len, &first)
-    field_string(f, b"reply", reply, reply_len, &first)
+        field_string(f, KEY_RAW_DATA, payload, payload_len, &first)
+    field_string(f, KEY_REPLY, reply, reply_len, &first)
     if has_meta:
-        field_uint(f, b"sequence", meta.sequence, &first)
+        field_uint(f, KEY_SEQUENCE, meta.sequence, &first)
     if structured:
-        field_event_string(f, b"source", &f.ev.strings[FIELD_SOURCE], &first)
+        field_event_string(f, KEY_SOURCE, &f.ev.strings[FIELD_SOURCE], &first)
     if has_meta:
-        field_string(f, b"stream", reply + meta.stream_start,
+        field_string(f, KEY_STREAM, reply + meta.stream_start,
                      meta.stream_end - meta.stream_start, &first)
-    field_string(f, b"subject", subject, subject_len, &first)
-    if f.layout == 0:
-        w_mem(w, b",\"time\":", 8)
-        w_json_string(w, <const uint8_t *>f.log_time.buf, f.log_time.len)
-        w_byte(w, b'}')
-    w_byte(w, b'\n')
+    field_string(f, KEY_SUBJECT, subject, subject_len, &first)
+    w_mem(&f.out, f.tail.buf, f.tail.len)
     return 1 if structured else 0
 
 
@@ -1482,7 +1552,9 @@ cdef int format_message(Formatter *f, const uint8_t *subject, Py_ssize_t subject
 
 cdef void release_formatter(Formatter *f) noexcept:
     w_free(&f.out)
-    w_free(&f.log_time)
+    w_free(&f.head[0])
+    w_free(&f.head[1])
+    w_free(&f.tail)
     w_free(&f.scratch)
     w_free(&f.js_time)
     w_free(&f.dec.keys)
@@ -1516,41 +1588,80 @@ cdef int text_arg(object value, const uint8_t **data, Py_ssize_t *size,
     return 0
 
 
+# One formatter's buffers are kept between batches, so a batch writes into
+# memory that is already mapped; a nested call (only possible through a
+# payload's buffer protocol) gets fresh ones.
+cdef Formatter CACHED
+cdef bint CACHED_BUSY = False
+memset(&CACHED, 0, sizeof(Formatter))
+
+DEF KEEP_LIMIT = 64 * 1024 * 1024  # larger buffers go back to the system
+
+
+cdef void recycle_formatter(Formatter *f) noexcept:
+    if (f.out.cap > KEEP_LIMIT or f.scratch.cap > KEEP_LIMIT or f.dec.keys.cap > KEEP_LIMIT
+            or f.dec.tmp.cap > KEEP_LIMIT or f.dec.cap_items * sizeof(Item) > KEEP_LIMIT
+            or f.dec.cap_stack * sizeof(Item) > KEEP_LIMIT):
+        release_formatter(f)
+
+
 def format_batch(subjects, replies, payloads, long long now_ns, int layout):
     """The log lines of a whole batch, one per message, as one bytes object.
 
     All lines carry the same entry time, ``now_ns`` (Unix ns) in local time.
     """
-    cdef Formatter f
+    cdef Formatter local
+    cdef Formatter *f
+    cdef bint cached = not CACHED_BUSY
     cdef Py_buffer view
     cdef Py_ssize_t i, count
     cdef const uint8_t *subject
     cdef const uint8_t *reply
     cdef Py_ssize_t subject_len, reply_len
     cdef list keep = []
-    cdef tuple subject_seq = tuple(subjects)
-    cdef tuple reply_seq = tuple(replies)
-    cdef tuple payload_seq = tuple(payloads)
-    count = len(subject_seq)
-    if len(reply_seq) != count or len(payload_seq) != count:
+    cdef object subject_seq = PySequence_Fast(subjects, "subjects must be a sequence")
+    cdef object reply_seq = PySequence_Fast(replies, "replies must be a sequence")
+    cdef object payload_seq = PySequence_Fast(payloads, "payloads must be a sequence")
+    cdef object payload
+    count = PySequence_Fast_GET_SIZE(subject_seq)
+    if (PySequence_Fast_GET_SIZE(reply_seq) != count
+            or PySequence_Fast_GET_SIZE(payload_seq) != count):
         raise ValueError("subjects, replies and payloads differ in length")
     if layout not in (0, 1, 2):
         raise ValueError(f"unknown layout {layout!r}")
-    memset(&f, 0, sizeof(Formatter))
-    f.layout = layout
+    global CACHED_BUSY
+    if cached:
+        f = &CACHED
+        CACHED_BUSY = True
+    else:
+        memset(&local, 0, sizeof(Formatter))
+        f = &local
     try:
-        w_log_time(&f.log_time, now_ns)
+        begin_formatter(f, layout, now_ns)
         for i in range(count):
-            text_arg(subject_seq[i], &subject, &subject_len, keep)
-            text_arg(reply_seq[i], &reply, &reply_len, keep)
-            PyObject_GetBuffer(payload_seq[i], &view, PyBUF_SIMPLE)
+            text_arg(<object>PySequence_Fast_GET_ITEM(subject_seq, i), &subject, &subject_len,
+                     keep)
+            text_arg(<object>PySequence_Fast_GET_ITEM(reply_seq, i), &reply, &reply_len, keep)
+            payload = <object>PySequence_Fast_GET_ITEM(payload_seq, i)
+            if PyBytes_Check(payload):
+                if PyBytes_GET_SIZE(payload) >= 0xFFFFFFFF:
+                    raise OverflowError("payload larger than 4 GiB")
+                format_message(f, subject, subject_len, reply, reply_len,
+                               <const uint8_t *>PyBytes_AS_STRING(payload),
+                               PyBytes_GET_SIZE(payload))
+                continue
+            PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
             try:
                 if view.len >= 0xFFFFFFFF:
                     raise OverflowError("payload larger than 4 GiB")
-                format_message(&f, subject, subject_len, reply, reply_len,
+                format_message(f, subject, subject_len, reply, reply_len,
                                <const uint8_t *>view.buf, view.len)
             finally:
                 PyBuffer_Release(&view)
         return PyBytes_FromStringAndSize(f.out.buf, f.out.len)
     finally:
-        release_formatter(&f)
+        if cached:
+            recycle_formatter(f)
+            CACHED_BUSY = False
+        else:
+            release_formatter(f)

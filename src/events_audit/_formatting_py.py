@@ -398,15 +398,15 @@ _SURROGATE_TO_FFFD = {c: 0xFFFD for c in range(0xDC80, 0xDD00)}
 def decode_event(payload: bytes) -> GoEvent | None:
     """json.Unmarshal(payload, &event): the event, or None if Go fails."""
     try:
-        with _deep_recursion():
-            return _Decoder(payload).event()
+        return _Decoder(payload).event()
     except (_Invalid, IndexError):
         return None
 
 
 @contextmanager
 def _deep_recursion():
-    # Documents may nest 10000 levels; pure-Python frames are cheap in 3.11+.
+    # Documents may nest 10000 levels, and decoding and printing them both
+    # recurse; pure-Python frames no longer use the C stack in 3.11+.
     old = sys.getrecursionlimit()
     if old < 4 * MAX_NESTING_DEPTH:
         sys.setrecursionlimit(4 * MAX_NESTING_DEPTH)
@@ -808,6 +808,7 @@ def format_batch(subjects: Sequence[str | bytes], replies: Sequence[str | bytes]
     if layout not in (LAYOUT_JSON, LAYOUT_TEXT, LAYOUT_COLOR):
         raise ValueError(f"unknown layout {layout!r}")
     log_time = local_log_time(now_ns)
-    lines = "".join(format_message(subject, reply, payload, log_time, layout)
-                    for subject, reply, payload in zip(subjects, replies, payloads))
+    with _deep_recursion():
+        lines = "".join(format_message(subject, reply, payload, log_time, layout)
+                        for subject, reply, payload in zip(subjects, replies, payloads, strict=True))
     return lines.encode("utf-8", "surrogateescape")
