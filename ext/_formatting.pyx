@@ -13,14 +13,14 @@ result.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport qsort
 from libc.string cimport memcmp, memcpy, memset
 
-from events_audit._unicode_tables import GO_PRINTABLE_RANGES
+from events_audit._unicode_tables import GO_PRINTABLE_RANGES as _GO_PRINTABLE_RANGES
 
 cdef extern from "Python.h":
     ctypedef struct PyObject
@@ -47,7 +47,10 @@ LAYOUT_JSON = 0
 LAYOUT_TEXT = 1
 LAYOUT_COLOR = 2
 
-DEF MAX_NESTING_DEPTH = 10000
+__all__ = ["LAYOUT_COLOR", "LAYOUT_JSON", "LAYOUT_TEXT", "format_batch"]
+
+cdef enum:
+    MAX_NESTING_DEPTH = 10000  # Go's encoding/json scanner limit
 
 # ---------------------------------------------------------------------------
 # Writer: a growing byte buffer
@@ -147,7 +150,7 @@ cdef void _load_printable(object ranges):
             PRINTABLE[r >> 3] |= <uint8_t>(1 << (r & 7))
 
 
-_load_printable(GO_PRINTABLE_RANGES)
+_load_printable(_GO_PRINTABLE_RANGES)
 
 
 cdef inline bint go_is_print(uint32_t r) noexcept nogil:
@@ -418,18 +421,21 @@ cdef int decimal_from_repr(Decimal *d, double x) except -1:
     return 0
 
 
+cdef int w_zeros(Writer *w, Py_ssize_t n) except -1:
+    w_reserve(w, n)
+    memset(w.buf + w.len, b'0', n)
+    w.len += n
+    return 0
+
+
 cdef int w_decimal_f(Writer *w, Decimal *d) except -1:
-    cdef int i
     if d.point <= 0:
         w_mem(w, b"0.", 2)
-        for i in range(-d.point):
-            w_byte(w, b'0')
+        w_zeros(w, -d.point)
         return w_mem(w, d.digits, d.nd)
     if d.point >= d.nd:
         w_mem(w, d.digits, d.nd)
-        for i in range(d.point - d.nd):
-            w_byte(w, b'0')
-        return 0
+        return w_zeros(w, d.point - d.nd)
     w_mem(w, d.digits, d.point)
     w_byte(w, b'.')
     return w_mem(w, d.digits + d.point, d.nd - d.point)
@@ -470,7 +476,6 @@ cdef int number_decimal(const uint8_t *s, Py_ssize_t n, Decimal *d, Writer *tmp)
     """The float64 of a valid JSON number literal; -1 if ParseFloat overflows."""
     cdef Py_ssize_t i = 0, int_start, int_end
     cdef double x
-    cdef bint simple = True
     d.neg = s[0] == b'-'
     if d.neg:
         i = 1
@@ -750,7 +755,9 @@ cdef bint parse_ack_reply(const uint8_t *s, Py_ssize_t n, AckMeta *m) noexcept:
     base = 2 if count == 9 else 4
     m.stream_start, m.stream_end = starts[base], ends[base]
     m.consumer_start, m.consumer_end = starts[base + 1], ends[base + 1]
-    m.delivered = <uint64_t>parse_ack_number(s + starts[base + 2], ends[base + 2] - starts[base + 2])
+    # nats.go converts the int64 to uint64: -1 reads 18446744073709551615
+    m.delivered = <uint64_t>parse_ack_number(s + starts[base + 2],
+                                             ends[base + 2] - starts[base + 2])
     m.sequence = <uint64_t>parse_ack_number(s + starts[base + 3], ends[base + 3] - starts[base + 3])
     m.timestamp_ns = parse_ack_number(s + starts[base + 5], ends[base + 5] - starts[base + 5])
     m.pending = <uint64_t>parse_ack_number(s + starts[base + 6], ends[base + 6] - starts[base + 6])
@@ -761,17 +768,18 @@ cdef bint parse_ack_reply(const uint8_t *s, Py_ssize_t n, AckMeta *m) noexcept:
 # JSON decoding with Go's semantics into a compact tree
 # ---------------------------------------------------------------------------
 
-DEF K_NULL = 0
-DEF K_TRUE = 1
-DEF K_FALSE = 2
-DEF K_NUMBER = 3
-DEF K_STRING = 4
-DEF K_OBJECT = 5
-DEF K_ARRAY = 6
+cdef enum:  # Item.kind
+    K_NULL
+    K_TRUE
+    K_FALSE
+    K_NUMBER
+    K_STRING
+    K_OBJECT
+    K_ARRAY
 
-DEF F_PLAIN = 1   # a string body that unquotes to itself (no escape, ASCII)
-
-DEF INVALID = -1  # the payload is not an Event to Go: a raw event
+cdef enum:
+    F_PLAIN = 1   # Item.flags: a string body that unquotes to itself (no escape, ASCII)
+    INVALID = -1  # the payload is not an Event to Go: a raw event
 
 
 cdef struct Item:
@@ -1118,12 +1126,13 @@ cdef int parse_container(Decoder *d, Item *out, bint keep) except -2:
 
 
 # The Event struct's fields.
-DEF FIELD_NONE = -1
-DEF FIELD_ID = 0
-DEF FIELD_TYPE = 1
-DEF FIELD_SOURCE = 2
-DEF FIELD_TIMESTAMP = 3
-DEF FIELD_DATA = 4
+cdef enum:
+    FIELD_NONE = -1
+    FIELD_ID = 0
+    FIELD_TYPE = 1
+    FIELD_SOURCE = 2
+    FIELD_TIMESTAMP = 3
+    FIELD_DATA = 4
 
 
 cdef int match_field(const uint8_t *key, Py_ssize_t n) noexcept:
@@ -1174,7 +1183,7 @@ cdef struct Event:
 cdef int decode_event(Decoder *d, Event *ev) except -2:
     """json.Unmarshal(payload, &event): 0, or INVALID when Go fails."""
     cdef Item key, value
-    cdef Py_ssize_t data_base = -1, i, count
+    cdef Py_ssize_t data_base = -1, i
     cdef int field
     cdef uint8_t c
     ev.strings[0].kind = K_NULL
@@ -1346,9 +1355,11 @@ cdef enum FieldKey:
     KEY_SUBJECT
     N_KEYS
 
-FIELD_KEYS = ("consumer", "data_size", "delivered", "event_data", "event_id", "event_timestamp",
-              "event_type", "js_timestamp", "pending", "raw_data", "reply", "sequence", "source",
-              "stream", "subject")
+_FIELD_KEYS = (
+    "consumer", "data_size", "delivered", "event_data", "event_id", "event_timestamp",
+    "event_type", "js_timestamp", "pending", "raw_data", "reply", "sequence", "source",
+    "stream", "subject",
+)
 
 # What goes before each value, per layout: ,"key":   key=   ESC[36mkey ESC[0m=
 cdef char PREFIXES[3][N_KEYS][32]
@@ -1358,7 +1369,7 @@ cdef uint8_t PREFIX_LENS[3][N_KEYS]
 cdef void _load_prefixes():
     cdef int layout, key
     cdef bytes text
-    for key, name in enumerate(FIELD_KEYS):
+    for key, name in enumerate(_FIELD_KEYS):
         for layout, text in enumerate((b',"%s":' % name.encode(), b" %s=" % name.encode(),
                                        b" \x1b[36m%s\x1b[0m=" % name.encode())):
             memcpy(PREFIXES[layout][key], <const char *>text, len(text))
@@ -1595,7 +1606,8 @@ cdef Formatter CACHED
 cdef bint CACHED_BUSY = False
 memset(&CACHED, 0, sizeof(Formatter))
 
-DEF KEEP_LIMIT = 64 * 1024 * 1024  # larger buffers go back to the system
+cdef enum:
+    KEEP_LIMIT = 64 * 1024 * 1024  # larger buffers go back to the system
 
 
 cdef void recycle_formatter(Formatter *f) noexcept:

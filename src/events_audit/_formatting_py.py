@@ -29,7 +29,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any, Union
+from typing import Any
 
 from ._unicode_tables import GO_PRINTABLE_RANGES
 
@@ -43,7 +43,7 @@ MSG_RAW = "Received raw event"
 # Go's encoding/json scanner refuses documents nested deeper than this.
 MAX_NESTING_DEPTH = 10000
 
-GoValue = Union[None, bool, float, str, list, dict]  # what Go decodes into interface{}
+GoValue = None | bool | float | str | list | dict  # what Go decodes into interface{}
 
 __all__ = ["LAYOUT_COLOR", "LAYOUT_JSON", "LAYOUT_TEXT", "format_batch"]
 
@@ -106,8 +106,13 @@ _DIGITS = frozenset(b"0123456789")
 # simple case-fold orbit.  Only U+017F (long s) and U+212A (Kelvin sign) fold
 # to ASCII (checked against Go 1.23's unicode tables).
 _FOLD = {c: c - 32 for c in range(ord("a"), ord("z") + 1)} | {0x17F: "S", 0x212A: "K"}
-_FIELDS_BY_FOLDED = {"ID": "id", "TYPE": "type", "SOURCE": "source",
-                     "TIMESTAMP": "timestamp", "DATA": "data"}
+_FIELDS_BY_FOLDED = {
+    "ID": "id",
+    "TYPE": "type",
+    "SOURCE": "source",
+    "TIMESTAMP": "timestamp",
+    "DATA": "data",
+}
 
 
 class _Decoder:
@@ -138,7 +143,7 @@ class _Decoder:
         return self.data[self.pos]
 
     def expect(self, literal: bytes) -> None:
-        if self.data[self.pos:self.pos + len(literal)] != literal:
+        if self.data[self.pos : self.pos + len(literal)] != literal:
             raise _Invalid("invalid literal")
         self.pos += len(literal)
 
@@ -166,7 +171,7 @@ class _Decoder:
             if c == 0x5C:  # backslash
                 esc = data[pos + 1] if pos + 1 < len(data) else -1
                 if esc == 0x75:  # u
-                    hex4 = data[pos + 2:pos + 6]
+                    hex4 = data[pos + 2 : pos + 6]
                     if len(hex4) != 4 or not all(h in _HEX for h in hex4):
                         raise _Invalid("bad \\u escape")
                     pos += 6
@@ -272,8 +277,9 @@ class _Decoder:
             if c != 0x2C:  # ,
                 raise _Invalid("missing comma")
 
-    def object(self, into: dict[str, GoValue] | None = None,
-               keep: bool = True) -> dict[str, GoValue]:
+    def object(
+        self, into: dict[str, GoValue] | None = None, keep: bool = True
+    ) -> dict[str, GoValue]:
         # The last of duplicate keys wins.
         result: dict[str, GoValue] = {} if into is None else into
         for key in self.object_members():
@@ -323,8 +329,11 @@ class _Decoder:
         return event
 
     def event_field(self, event: GoEvent, key: str) -> None:
-        field = key if key in ("id", "type", "source", "timestamp", "data") else (
-            _FIELDS_BY_FOLDED.get(key.translate(_FOLD)))
+        field = (
+            key
+            if key in ("id", "type", "source", "timestamp", "data")
+            else (_FIELDS_BY_FOLDED.get(key.translate(_FOLD)))
+        )
         self.skip_ws()
         c = self.peek()
         if field is None:
@@ -376,13 +385,13 @@ def unquote(body: bytes) -> str:
             out.append(_SIMPLE_ESCAPES[esc])
             i = j + 2
             continue
-        rune = int(body[j + 2:j + 6], 16)
+        rune = int(body[j + 2 : j + 6], 16)
         i = j + 6
         if 0xD800 <= rune < 0xE000:
             # A surrogate pair becomes one rune; anything else U+FFFD.
             low = -1
-            if body[i:i + 2] == b"\\u":
-                low = int(body[i + 2:i + 6], 16)
+            if body[i : i + 2] == b"\\u":
+                low = int(body[i + 2 : i + 6], 16)
             if 0xD800 <= rune < 0xDC00 and 0xDC00 <= low < 0xE000:
                 rune = 0x10000 + ((rune - 0xD800) << 10) + (low - 0xDC00)
                 i += 6
@@ -448,9 +457,14 @@ def format_event_timestamp(s: bytes) -> str | None:
     year = int(s[:4])
     pos = 4
     fields = []
-    for sep, width_min, low, high in ((b"-", 2, 1, 12), (b"-", 2, 1, 31), (b"T", 1, 0, 23),
-                                      (b":", 2, 0, 59), (b":", 2, 0, 59)):
-        if s[pos:pos + 1] != sep:
+    for sep, width_min, low, high in (
+        (b"-", 2, 1, 12),
+        (b"-", 2, 1, 31),
+        (b"T", 1, 0, 23),
+        (b":", 2, 0, 59),
+        (b":", 2, 0, 59),
+    ):
+        if s[pos : pos + 1] != sep:
             return None
         pos += 1
         value = _two_digits(s, pos)
@@ -470,11 +484,11 @@ def format_event_timestamp(s: bytes) -> str | None:
         pos += 2
         while pos < len(s) and s[pos] in _DIGITS:
             pos += 1
-    if s[pos:pos + 1] == b"Z":
+    if s[pos : pos + 1] == b"Z":
         offset = 0
         pos += 1
     else:
-        tz = s[pos:pos + 6]
+        tz = s[pos : pos + 6]
         if len(tz) < 6 or tz[3:4] != b":":
             return None
         hours, minutes = _two_digits(tz, 1), _two_digits(tz, 4)
@@ -486,8 +500,10 @@ def format_event_timestamp(s: bytes) -> str | None:
         pos += 6
     if pos != len(s) or day > _days_in(month, year):
         return None
-    return (f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
-            + _rfc3339_offset(offset))
+    return (
+        f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+        + _rfc3339_offset(offset)
+    )
 
 
 def _rfc3339_offset(offset: int) -> str:
@@ -506,17 +522,20 @@ def _go_year(year: int) -> str:
 def local_rfc3339(unix_ns: int) -> str:
     """time.Unix(0, ns).Format(time.RFC3339) in the process's local zone."""
     tm = time.localtime(unix_ns // 1_000_000_000)
-    return (f"{_go_year(tm.tm_year)}-{tm.tm_mon:02d}-{tm.tm_mday:02d}"
-            f"T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}"
-            + _rfc3339_offset(tm.tm_gmtoff))
+    return (
+        f"{_go_year(tm.tm_year)}-{tm.tm_mon:02d}-{tm.tm_mday:02d}"
+        f"T{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}" + _rfc3339_offset(tm.tm_gmtoff)
+    )
 
 
 def local_log_time(unix_ns: int) -> str:
     """The entry time in the original's layout "02.01.2006 15:04:05.000"."""
     tm = time.localtime(unix_ns // 1_000_000_000)
     millis = unix_ns % 1_000_000_000 // 1_000_000  # truncated, as Go does
-    return (f"{tm.tm_mday:02d}.{tm.tm_mon:02d}.{_go_year(tm.tm_year)}"
-            f" {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{millis:03d}")
+    return (
+        f"{tm.tm_mday:02d}.{tm.tm_mon:02d}.{_go_year(tm.tm_year)}"
+        f" {tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{millis:03d}"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -572,8 +591,11 @@ def shortest_digits(x: float) -> tuple[str, int]:
     mantissa, _, exponent = text.partition("e")
     whole, _, fraction = mantissa.partition(".")
     digits = (whole + fraction).lstrip("0")
-    point = len(whole) + (int(exponent) if exponent else 0) - (
-        len(whole + fraction) - len((whole + fraction).lstrip("0")))
+    point = (
+        len(whole)
+        + (int(exponent) if exponent else 0)
+        - (len(whole + fraction) - len((whole + fraction).lstrip("0")))
+    )
     digits = digits.rstrip("0")
     if not digits:
         return "", 0
@@ -632,8 +654,11 @@ def go_sprint(value: GoValue) -> str:
         return value
     if isinstance(value, list):
         return "[" + " ".join(go_sprint(item) for item in value) + "]"
-    return "map[" + " ".join(
-        key + ":" + go_sprint(value[key]) for key in sorted(value, key=_go_sort_key)) + "]"
+    return (
+        "map["
+        + " ".join(key + ":" + go_sprint(value[key]) for key in sorted(value, key=_go_sort_key))
+        + "]"
+    )
 
 
 def _go_sort_key(key: str) -> bytes:
@@ -642,10 +667,18 @@ def _go_sort_key(key: str) -> bytes:
 
 
 _JSON_ESCAPES = {
-    ord("\\"): "\\\\", ord('"'): '\\"', ord("\b"): "\\b", ord("\f"): "\\f",
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
-    ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026",
-    0x2028: "\\u2028", 0x2029: "\\u2029",
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\b"): "\\b",
+    ord("\f"): "\\f",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
 }
 for _c in range(0x20):
     _JSON_ESCAPES.setdefault(_c, f"\\u{_c:04x}")
@@ -671,9 +704,14 @@ def go_json_value(value: GoValue) -> str:
         return go_json_string(value)
     if isinstance(value, list):
         return "[" + ",".join(go_json_value(item) for item in value) + "]"
-    return "{" + ",".join(
-        go_json_string(key) + ":" + go_json_value(value[key])
-        for key in sorted(value, key=_go_sort_key)) + "}"
+    return (
+        "{"
+        + ",".join(
+            go_json_string(key) + ":" + go_json_value(value[key])
+            for key in sorted(value, key=_go_sort_key)
+        )
+        + "}"
+    )
 
 
 def _in_ranges(code: int, starts: list[int], ends: list[int]) -> bool:
@@ -690,8 +728,17 @@ def go_is_print(code: int) -> bool:
     return _in_ranges(code, _PRINT_STARTS, _PRINT_ENDS)
 
 
-_QUOTE_ESCAPES = {0x07: "\\a", 0x08: "\\b", 0x0C: "\\f", 0x0A: "\\n",
-                  0x0D: "\\r", 0x09: "\\t", 0x0B: "\\v", 0x22: '\\"', 0x5C: "\\\\"}
+_QUOTE_ESCAPES = {
+    0x07: "\\a",
+    0x08: "\\b",
+    0x0C: "\\f",
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+    0x0B: "\\v",
+    0x22: '\\"',
+    0x5C: "\\\\",
+}
 
 
 def go_quote(s: str) -> str:
@@ -773,8 +820,13 @@ def _sprint_field(value: Any) -> str:
     return go_sprint(value)
 
 
-def format_message(subject: str | bytes, reply: str | bytes, payload: bytes | memoryview,
-                   log_time: str, layout: int) -> str:
+def format_message(
+    subject: str | bytes,
+    reply: str | bytes,
+    payload: bytes | memoryview,
+    log_time: str,
+    layout: int,
+) -> str:
     """One logrus line (with its newline) for one message, as a Go string."""
     payload = bytes(payload)
     msg, fields = handler_fields(go_string(subject), go_string(reply), payload)
@@ -783,22 +835,33 @@ def format_message(subject: str | bytes, reply: str | bytes, payload: bytes | me
         fields["level"] = "info"
         fields["msg"] = msg
         fields["time"] = log_time
-        return "{" + ",".join(
-            f'"{key}":{_json_field(fields[key])}' for key in sorted(fields)) + "}\n"
+        return (
+            "{" + ",".join(f'"{key}":{_json_field(fields[key])}' for key in sorted(fields)) + "}\n"
+        )
     if layout == LAYOUT_TEXT:
         parts = [f"time={text_value(log_time)}", "level=info", f"msg={text_value(msg)}"]
         parts += [f"{key}={text_value(_sprint_field(fields[key]))}" for key in keys]
         return " ".join(parts) + "\n"
     if layout == LAYOUT_COLOR:
         head = f"{_COLOR_INFO}INFO{_COLOR_RESET}[{log_time}] {msg:<44} "
-        return head + "".join(
-            f" {_COLOR_INFO}{key}{_COLOR_RESET}={text_value(_sprint_field(fields[key]))}"
-            for key in keys) + "\n"
+        return (
+            head
+            + "".join(
+                f" {_COLOR_INFO}{key}{_COLOR_RESET}={text_value(_sprint_field(fields[key]))}"
+                for key in keys
+            )
+            + "\n"
+        )
     raise ValueError(f"unknown layout {layout!r}")
 
 
-def format_batch(subjects: Sequence[str | bytes], replies: Sequence[str | bytes],
-                 payloads: Sequence[bytes | memoryview], now_ns: int, layout: int) -> bytes:
+def format_batch(
+    subjects: Sequence[str | bytes],
+    replies: Sequence[str | bytes],
+    payloads: Sequence[bytes | memoryview],
+    now_ns: int,
+    layout: int,
+) -> bytes:
     """The log lines of a whole batch, one per message, as one bytes object.
 
     All lines carry the same entry time, ``now_ns`` (Unix ns) in local time.
@@ -809,6 +872,8 @@ def format_batch(subjects: Sequence[str | bytes], replies: Sequence[str | bytes]
         raise ValueError(f"unknown layout {layout!r}")
     log_time = local_log_time(now_ns)
     with _deep_recursion():
-        lines = "".join(format_message(subject, reply, payload, log_time, layout)
-                        for subject, reply, payload in zip(subjects, replies, payloads, strict=True))
+        lines = "".join(
+            format_message(subject, reply, payload, log_time, layout)
+            for subject, reply, payload in zip(subjects, replies, payloads, strict=True)
+        )
     return lines.encode("utf-8", "surrogateescape")
