@@ -1,0 +1,451 @@
+"""Settings: the original's flags, their env vars and defaults, YAML files.
+
+Every setting has a flag name (``audit-ack-wait``), an env var
+(``AUDIT_LISTNER_`` + the name upper-cased, ``-`` as ``_``; the original's
+spelling is kept) and a default.  Sources, strongest first: command line,
+environment, the YAML file given by ``--config``, defaults.  A bad value is a
+``ConfigError`` naming the setting, the value and where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "AUDIT_LISTNER_"
+
+LOG_LEVELS = ("panic", "fatal", "error", "warning", "info", "debug", "trace")
+
+
+class ConfigError(Exception):
+    """A setting has a value the service cannot use."""
+
+
+# --------------------------------------------------------------------------
+# Value parsers (each raises ValueError with a reason)
+# --------------------------------------------------------------------------
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "μs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]*)")
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds ("90s", "1h30m", "1.5h", "300ms").
+
+    Days are not a Go unit: "7d" is refused with a hint to write "168h", so a
+    config that the original rejects is not silently read differently.
+    """
+    s = text.strip()
+    if s in ("0", "+0", "-0"):
+        return 0.0
+    if not s:
+        raise ValueError("empty duration")
+    sign = 1
+    if s[0] in "+-":
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    total_ns = 0.0
+    pos = 0
+    while pos < len(s):
+        match = _DURATION_PART.match(s, pos)
+        number, unit = match.group(1), match.group(2)
+        if not number or number == ".":
+            raise ValueError(f"invalid duration {text!r}")
+        if not unit:
+            raise ValueError(f"missing unit in duration {text!r} (use ns, us, ms, s, m or h)")
+        if unit not in _DURATION_UNITS:
+            hint = f"; write {int(float(number) * 24)}h" if unit == "d" else ""
+            raise ValueError(
+                f"unknown unit {unit!r} in duration {text!r} (Go durations use ns, us, ms, s, m, h"
+                f"{hint})"
+            )
+        total_ns += float(number) * _DURATION_UNITS[unit]
+        pos = match.end()
+    if sign < 0 and total_ns:
+        raise ValueError(f"negative duration {text!r}")
+    return total_ns / 1e9
+
+
+def format_duration(seconds: float) -> str:
+    """Go's Duration.String() for whole-nanosecond values (24h0m0s, 30s, 1.5s)."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size:
+                return _trim_fraction(ns, size) + unit
+    hours, rest = divmod(ns, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _trim_fraction(rest, 1_000_000_000) + "s"
+    if hours or minutes:
+        text = f"{minutes}m" + text
+    if hours:
+        text = f"{hours}h" + text
+    return text
+
+
+def _trim_fraction(value: int, unit: int) -> str:
+    whole, frac = divmod(value, unit)
+    if not frac:
+        return str(whole)
+    digits = len(str(unit)) - 1
+    return f"{whole}.{frac:0{digits}d}".rstrip("0")
+
+
+_SIZE = re.compile(r"^\s*([0-9]+)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """A byte count: a plain integer like the original, or 10GB / 512MiB / 1T.
+
+    Suffixes are powers of 1024, as in nats-server's own configuration.
+    """
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"invalid byte size {text!r} (an integer, optionally with KB, MB, GB, TB)")
+    number, unit = match.groups()
+    return int(number) * _SIZE_UNITS[(unit or "").lower()[:1]]
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise ValueError(f"invalid integer {text!r}") from None
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def parse_bool(text: str) -> bool:
+    """Go's strconv.ParseBool, which urfave/cli uses for flags and env vars."""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"invalid boolean {text!r} (use true or false)")
+
+
+def parse_level(text: str) -> str:
+    """logrus.ParseLevel: case-insensitive, "warn" is "warning"."""
+    level = text.strip().lower()
+    if level == "warn":
+        level = "warning"
+    if level not in LOG_LEVELS:
+        raise ValueError(f"not a valid log level {text!r} (use {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return parse
+
+
+def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value <= 0:
+            raise ValueError(f"{text!r} must be greater than zero")
+        return value
+
+    return checked
+
+
+def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value < 0:
+            raise ValueError(f"{text!r} must not be negative")
+        return value
+
+    return checked
+
+
+# --------------------------------------------------------------------------
+# The settings
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the flag name, also the YAML key
+    default: Any
+    parse: Callable[[str], Any]
+    category: str
+    help: str
+    kind: str = "string"  # how --help shows the value: string, int, bool, duration, size
+    attr: str = ""  # the Settings attribute
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper().replace("-", "_")
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name
+
+
+def _opt(name, default, parse, category, help, kind="string") -> Option:
+    return Option(name, default, parse, category, help, kind, name.replace("-", "_"))
+
+
+OPTIONS: tuple[Option, ...] = (
+    # The original's flags, same names, env vars and defaults.
+    _opt(
+        "audit",
+        "nope",
+        _choice("nats", "nsq", "nope"),
+        "Audit",
+        "audit backend: nats, nsq (not supported) or nope (disabled)",
+    ),
+    _opt(
+        "audit-nats-addr",
+        "",
+        str,
+        "Audit",
+        "NATS server URL(s), comma separated (nats://user:pass@host:4222,...)",
+    ),
+    _opt("audit-topic", "accountats", str, "Audit", "subject (pattern) the stream captures"),
+    _opt(
+        "log-level",
+        "debug",
+        parse_level,
+        "Logging",
+        "log level: trace, debug, info, warning, error, fatal, panic",
+    ),
+    _opt("log-format", "text", _choice("text", "json"), "Logging", "log format: text or json"),
+    _opt("audit-stream-name", "EVENTS", str, "JetStream stream", "JetStream stream name"),
+    _opt(
+        "audit-create-stream",
+        True,
+        parse_bool,
+        "JetStream stream",
+        "create or update the stream at start",
+        "bool",
+    ),
+    _opt(
+        "audit-stream-max-age",
+        86400.0,
+        _non_negative(parse_duration),
+        "JetStream stream",
+        "maximum age of messages in the stream",
+        "duration",
+    ),
+    _opt(
+        "audit-stream-max-bytes",
+        1073741824,
+        _positive(parse_size),
+        "JetStream stream",
+        "maximum bytes in the stream (accepts 10GB, 512MiB)",
+        "size",
+    ),
+    _opt(
+        "audit-stream-max-msgs",
+        1000000,
+        _positive(parse_int),
+        "JetStream stream",
+        "maximum messages in the stream",
+        "int",
+    ),
+    _opt(
+        "audit-stream-replicas",
+        1,
+        _positive(parse_int),
+        "JetStream stream",
+        "number of stream replicas",
+        "int",
+    ),
+    _opt(
+        "audit-consumer-name",
+        "events-audit-consumer",
+        str,
+        "JetStream consumer",
+        "consumer name (kept for compatibility: the durable name is used, see README)",
+    ),
+    _opt(
+        "audit-durable-name",
+        "events-audit-durable",
+        str,
+        "JetStream consumer",
+        "durable consumer name",
+    ),
+    _opt(
+        "audit-max-deliver",
+        3,
+        _positive(parse_int),
+        "JetStream consumer",
+        "maximum delivery attempts",
+        "int",
+    ),
+    _opt(
+        "audit-ack-wait",
+        30.0,
+        _positive(parse_duration),
+        "JetStream consumer",
+        "time the server waits for an ack",
+        "duration",
+    ),
+    _opt(
+        "audit-pull-max-messages",
+        10,
+        _positive(parse_int),
+        "Pull",
+        "messages fetched per pull",
+        "int",
+    ),
+    _opt(
+        "audit-pull-timeout",
+        5.0,
+        _positive(parse_duration),
+        "Pull",
+        "how long a pull waits for messages",
+        "duration",
+    ),
+    _opt(
+        "health-addr",
+        ":3000",
+        str,
+        "Service",
+        "address of the HTTP health endpoint (host:port, :port for all interfaces; empty disables)",
+    ),
+    # New in events-audit.
+    _opt(
+        "log-output", "stderr", str, "Logging", "where log lines go: stderr, stdout or a file path"
+    ),
+    _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
+)
+
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    audit: str = "nope"
+    audit_nats_addr: str = ""
+    audit_topic: str = "accountats"
+    log_level: str = "debug"
+    log_format: str = "text"
+    audit_stream_name: str = "EVENTS"
+    audit_create_stream: bool = True
+    audit_stream_max_age: float = 86400.0
+    audit_stream_max_bytes: int = 1073741824
+    audit_stream_max_msgs: int = 1000000
+    audit_stream_replicas: int = 1
+    audit_consumer_name: str = "events-audit-consumer"
+    audit_durable_name: str = "events-audit-durable"
+    audit_max_deliver: int = 3
+    audit_ack_wait: float = 30.0
+    audit_pull_max_messages: int = 10
+    audit_pull_timeout: float = 5.0
+    health_addr: str = ":3000"
+    log_output: str = "stderr"
+    config: str = ""
+    # where each explicitly given setting came from, for messages
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def is_set(self, name: str) -> bool:
+        """True when the setting came from somewhere other than its default."""
+        return name in self.sources
+
+
+assert [f.name for f in dataclasses.fields(Settings)][:-1] == [o.attr for o in OPTIONS]
+
+
+def _parse(option: Option, raw: Any, source: str) -> Any:
+    if isinstance(raw, str):
+        text = raw
+    elif isinstance(raw, bool) and option.kind == "bool":
+        return raw
+    elif isinstance(raw, int) and not isinstance(raw, bool) and option.kind in ("int", "size"):
+        text = str(raw)
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and option.kind == "duration":
+        raise ConfigError(
+            f"invalid value {raw!r} for {option.flag} (from {source}): "
+            "a duration needs a unit, for example 30s or 24h"
+        )
+    else:
+        raise ConfigError(
+            f"invalid value {raw!r} for {option.flag} (from {source}): "
+            f"expected {option.kind}, got {type(raw).__name__}"
+        )
+    try:
+        return option.parse(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"invalid value {text!r} for {option.flag} (from {source}): {exc}"
+        ) from None
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """The settings of a YAML file: a mapping of flag names to values."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path!r} is not valid YAML{where}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path!r} must be a mapping of setting names to values")
+    for key in document:
+        if key not in OPTIONS_BY_NAME or key == "config":
+            known = ", ".join(o.name for o in OPTIONS if o.name != "config")
+            raise ConfigError(f"unknown key {key!r} in config file {path!r} (known keys: {known})")
+    return document
+
+
+def resolve(cli_values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Combine command line > environment > YAML file > defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def take(option: Option, raw: Any, source: str) -> None:
+        values[option.attr] = _parse(option, raw, source)
+        sources[option.name] = source
+
+    # The config file is itself a setting (flag or env), so find it first.
+    config_option = OPTIONS_BY_NAME["config"]
+    if "config" in cli_values:
+        take(config_option, cli_values["config"], "command line")
+    elif environ.get(config_option.env):
+        take(config_option, environ[config_option.env], f"env {config_option.env}")
+    config_path = values.get("config", "")
+    if config_path:
+        for key, raw in load_yaml(config_path).items():
+            take(OPTIONS_BY_NAME[key], raw, f"config file {config_path}")
+    for option in OPTIONS:
+        if option.name == "config":
+            continue
+        raw_env = environ.get(option.env)
+        if raw_env:  # like the original: set and non-empty
+            take(option, raw_env, f"env {option.env}")
+        if option.name in cli_values:
+            take(option, cli_values[option.name], "command line")
+    return Settings(**values, sources=sources)

@@ -1,0 +1,1 @@
+"""Pull loops: each fetches batches, writes their lines, then acks them."""

@@ -1,0 +1,126 @@
+"""The plain nats-py engine: ``fetch()`` a batch, write its lines, ack it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from ..batch import Renderer
+from ..config import Settings
+from ..jetstream import Binding
+from ..logs import Logger
+from ..sink import Sink, SinkError
+
+# A batch that could not be written comes back after this long, not at once.
+WRITE_FAILURE_NAK_DELAY = 5.0
+
+
+class PythonEngine:
+    name = "python"
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        binding: Binding,
+        settings: Settings,
+        log: Logger,
+        sink: Sink,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.binding = binding
+        self.settings = settings
+        self.log = log
+        self.sink = sink
+        self.renderer = Renderer(log)
+        self.last_pull = time.monotonic()  # when a pull last completed, for readiness
+
+    async def run(self, stop: asyncio.Event) -> None:
+        psub = await self.js.pull_subscribe_bind(
+            durable=self.binding.durable, stream=self.binding.stream
+        )
+        self.log.info(
+            "Starting to listen for JetStream events",
+            subject=self.binding.subject,
+            stream=self.binding.stream,
+            consumer=self.binding.durable,
+        )
+        batch = self.settings.audit_pull_max_messages
+        timeout = self.settings.audit_pull_timeout
+        try:
+            while not stop.is_set():
+                fetch = asyncio.ensure_future(psub.fetch(batch, timeout=timeout))
+                stopped = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                if not fetch.done():
+                    # Stopping: let the pull in flight finish, its messages
+                    # are written and acked; it ends by its own expiry.
+                    await asyncio.wait({fetch}, timeout=timeout + 1.0)
+                stopped.cancel()
+                if not fetch.done():
+                    fetch.cancel()
+                    continue
+                try:
+                    msgs = fetch.result()
+                except nats.errors.TimeoutError:
+                    self.last_pull = time.monotonic()
+                    continue
+                except asyncio.CancelledError:
+                    continue
+                except Exception as exc:  # connection lost, consumer deleted, ...
+                    self.log.error("Failed to fetch messages", error=str(exc))
+                    await _sleep_unless(stop, 1.0)
+                    continue
+                self.last_pull = time.monotonic()
+                await self.process(msgs)
+        finally:
+            await self._nak_leftovers(psub)
+            try:
+                await psub.unsubscribe()
+            except Exception:  # the connection may be gone already
+                pass
+
+    async def process(self, msgs: list) -> None:
+        started = time.time_ns()
+        subjects = [m.subject for m in msgs]
+        replies = [m.reply for m in msgs]
+        lines = self.renderer.before_ack(subjects, replies, [m.data for m in msgs], started)
+        try:
+            self.sink.write(lines)
+        except SinkError as exc:
+            self.log.error(
+                "Failed to write log lines, messages will be redelivered",
+                error=str(exc),
+                count=len(msgs),
+            )
+            for m in msgs:
+                await m.nak(delay=WRITE_FAILURE_NAK_DELAY)
+            return
+        for m in msgs:  # only now: each line is written
+            await m.ack()
+        after = self.renderer.after_ack(subjects, replies, started)
+        if after:
+            self.sink.write(after)
+
+    async def _nak_leftovers(self, psub) -> None:
+        """NAK what was delivered but not handed out, so it is redelivered now."""
+        queue = getattr(getattr(psub, "_sub", None), "_pending_queue", None)
+        while queue is not None and not queue.empty():
+            msg = queue.get_nowait()
+            if msg.reply and msg.reply.startswith("$JS.ACK."):
+                try:
+                    await msg.nak()
+                except Exception:
+                    return
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

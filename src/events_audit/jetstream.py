@@ -1,0 +1,143 @@
+"""Stream and durable pull consumer set-up, as the original does it (fixed).
+
+The original creates its consumer with ``Name: --audit-consumer-name`` and
+``Durable: --audit-durable-name``; nats-server >= 2.9 rejects a name that
+differs from the durable name, so the original cannot start with its own
+defaults.  Here the durable name is the consumer's one identity: it is used
+as both name and durable name, and a --audit-consumer-name that a user set to
+something else draws a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    ReplayPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from .config import Settings, format_duration
+from .logs import Logger
+
+
+class SetupError(Exception):
+    """The stream or consumer cannot be used as configured."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    stream: str
+    durable: str
+    subject: str
+
+
+def consumer_name(settings: Settings, log: Logger) -> str:
+    """The name used for the consumer: the durable name (see module doc)."""
+    durable = settings.audit_durable_name
+    if settings.audit_consumer_name != durable and settings.is_set("audit-consumer-name"):
+        log.warning(
+            "Consumer name differs from the durable name; nats-server requires them to be "
+            "equal, so the durable name is used",
+            consumer=settings.audit_consumer_name,
+            durable=durable,
+        )
+    return durable
+
+
+def stream_config(settings: Settings) -> StreamConfig:
+    return StreamConfig(
+        name=settings.audit_stream_name,
+        subjects=[settings.audit_topic],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=settings.audit_stream_max_age,
+        max_bytes=settings.audit_stream_max_bytes,
+        max_msgs=settings.audit_stream_max_msgs,
+        num_replicas=settings.audit_stream_replicas,
+    )
+
+
+async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -> None:
+    """Create the stream, or update its limits, when --audit-create-stream."""
+    name = settings.audit_stream_name
+    want = stream_config(settings)
+    try:
+        info = await js.stream_info(name)
+    except NotFoundError:
+        if not settings.audit_create_stream:
+            raise SetupError(
+                f"stream {name!r} does not exist and --audit-create-stream=false"
+            ) from None
+        await js.add_stream(want)
+        log.info("Created JetStream stream", stream=name, subjects=want.subjects)
+        return
+    if not settings.audit_create_stream:
+        log.info("Using existing JetStream stream", stream=name)
+        return
+    have = info.config
+    if (
+        (have.max_age or 0) != want.max_age
+        or have.max_bytes != want.max_bytes
+        or have.max_msgs != want.max_msgs
+        or have.num_replicas != want.num_replicas
+    ):
+        # The subjects, storage and policies of an existing stream are kept.
+        update = StreamConfig.from_response(have.as_dict())
+        update.max_age = want.max_age
+        update.max_bytes = want.max_bytes
+        update.max_msgs = want.max_msgs
+        update.num_replicas = want.num_replicas
+        await js.update_stream(update)
+        log.info(
+            "Updated JetStream stream",
+            stream=name,
+            max_age=format_duration(want.max_age),
+            max_bytes=want.max_bytes,
+            max_msgs=want.max_msgs,
+            replicas=want.num_replicas,
+        )
+        return
+    log.info("Using existing JetStream stream", stream=name)
+
+
+def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
+    return ConsumerConfig(
+        name=name,
+        durable_name=name,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        replay_policy=ReplayPolicy.INSTANT,
+        ack_wait=settings.audit_ack_wait,
+        max_deliver=settings.audit_max_deliver,
+        filter_subject=settings.audit_topic,
+    )
+
+
+async def ensure_consumer(js: JetStreamContext, settings: Settings, log: Logger) -> Binding:
+    """A durable pull consumer: reuse a pull one, replace a push one, else create."""
+    stream = settings.audit_stream_name
+    name = consumer_name(settings, log)
+    try:
+        info = await js.consumer_info(stream, name)
+    except NotFoundError:
+        info = None
+    if info is not None and info.config.deliver_subject:
+        log.info("Deleting existing push consumer", stream=stream, durable=name)
+        await js.delete_consumer(stream, name)
+        info = None
+    if info is not None:
+        log.info("Using existing JetStream consumer", stream=stream, consumer=name, durable=name)
+    else:
+        await js.add_consumer(stream, consumer_config(settings, name))
+        log.info("Created JetStream consumer", consumer=name, durable=name, stream=stream)
+    return Binding(stream=stream, durable=name, subject=settings.audit_topic)

@@ -1,0 +1,120 @@
+"""The service's life: connect, set up JetStream, pull until a signal, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+import nats.errors
+
+from . import jetstream
+from .config import Settings
+from .engines.python import PythonEngine
+from .http import HttpServer
+from .logs import Logger
+from .sink import Sink
+
+# How long shutdown may wait for acks to reach a server that may be gone.
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+
+
+def server_urls(addr: str) -> list[str]:
+    """The comma-separated list the original passes to nats.Connect."""
+    urls = []
+    for part in addr.split(","):
+        part = part.strip()
+        if part:
+            urls.append(part if "://" in part else "nats://" + part)
+    return urls
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password or token replaced by ***."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    user = "***" if parts.password is None else f"{parts.username}:***"
+    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+async def run(settings: Settings, log: Logger, sink: Sink) -> int:
+    """Run until SIGTERM/SIGINT; the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    log.info("Starting JetStream events audit server")
+    http = None
+    if settings.health_addr:
+        http = HttpServer(settings.health_addr)
+        try:
+            bound = await http.start()
+        except OSError as exc:
+            log.error(
+                "Failed to start the health server",
+                addr=settings.health_addr,
+                error=exc.strerror or str(exc),
+            )
+            return 1
+        log.info("Health server listening", addr=[f"{h}:{p}" for h, p in bound])
+
+    urls = server_urls(settings.audit_nats_addr)
+    redacted = ",".join(redact_url(u) for u in urls)
+
+    async def on_error(exc: Exception) -> None:
+        log.error("NATS error", error=str(exc))
+
+    async def on_disconnect() -> None:
+        if not stop.is_set():
+            log.warning("Disconnected from NATS")
+
+    async def on_reconnect() -> None:
+        log.info("Reconnected to NATS", url=redact_url(str(nc.connected_url.geturl())))
+
+    nc = nats.NATS()
+    try:
+        await nc.connect(
+            servers=urls,
+            name="events-audit",
+            error_cb=on_error,
+            disconnected_cb=on_disconnect,
+            reconnected_cb=on_reconnect,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=2,
+            connect_timeout=5,
+        )
+    except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
+        log.error("Failed to connect to NATS", url=redacted, error=str(exc) or type(exc).__name__)
+        if http:
+            await http.close()
+        return 1
+    log.info("Connected to NATS", url=redact_url(nc.connected_url.geturl()))
+
+    code = 0
+    try:
+        js = nc.jetstream()
+        await jetstream.ensure_stream(js, settings, log)
+        binding = await jetstream.ensure_consumer(js, settings, log)
+        engine = PythonEngine(nc, js, binding, settings, log, sink)
+        await engine.run(stop)
+    except (jetstream.SetupError, nats.errors.Error) as exc:
+        log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)
+        code = 1
+    finally:
+        try:
+            await nc.flush(timeout=SHUTDOWN_FLUSH_TIMEOUT)  # the last acks
+        except Exception as exc:
+            log.warning("Could not flush acks to NATS", error=str(exc) or type(exc).__name__)
+        await nc.close()
+        if http:
+            await http.close()
+    log.info("JetStream events audit server stopped")
+    return code
