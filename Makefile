@@ -11,7 +11,7 @@ PIP := $(VPY) -m pip
 PIP_INSTALL := $(PIP) install --disable-pip-version-check
 
 # Files lint looks at.
-PY_SOURCES := src tests bench setup.py
+PY_SOURCES := src tests bench examples setup.py
 CY_SOURCES := $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi)
 
 # The in-place extension module (`pip install -e .` puts it next to the sources).
@@ -25,7 +25,7 @@ BUILD_MODE := $(if $(filter 1,$(EVENTS_AUDIT_DEBUG)),debug,release)
 BENCH_COLUMNS ?= min,median,mean,ops,rounds
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test bench lint golden clean distclean FORCE
+.PHONY: help venv build test run nats-stop bench lint golden clean distclean FORCE
 
 help: ## List the targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON), venv in $(VENV))"
@@ -64,9 +64,17 @@ build: $(EXT_SO) ## Compile the extension in place (pip install -e .) and check 
 	  assert f.USING_EXTENSION, 'compiled events_audit._formatting did not load'; \
 	  print('events_audit.formatting: compiled extension loaded')"
 
-test: build ## Run the test suite (both twins), then the selector fallback test
+test: build ## Run the whole suite (both twins, real nats-server processes)
+	EVENTS_AUDIT_NO_EXTENSIONS=1 $(VPY) -m pytest -q tests/test_selector.py
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest $(PYTEST_ARGS)
-	EVENTS_AUDIT_NO_EXTENSIONS=1 $(VPY) -m pytest tests/test_selector.py
+
+run: build ## Start an embedded JetStream server (var/nats) and the service against it
+	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) examples/run_local.py $(RUN_ARGS)
+
+nats-stop: ## Stop the embedded nats-server that `make run` started
+	@if [ -f var/nats/nats-server.pid ]; then kill "$$(cat var/nats/nats-server.pid)" && \
+	  echo "stopped nats-server $$(cat var/nats/nats-server.pid)"; rm -f var/nats/nats-server.pid; \
+	  else echo "no embedded nats-server is running"; fi
 
 bench: build ## Run the benchmarks (pytest-benchmark, compiled vs pure twin)
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \

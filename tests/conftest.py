@@ -35,3 +35,13 @@ def formatter(request: pytest.FixtureRequest) -> ModuleType:
                 pytrace=False,
             )
     return importlib.import_module(name)
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A fresh single nats-server with JetStream on a free loopback port."""
+    from servers import NatsServer
+
+    server = NatsServer(tmp_path).start()
+    yield server
+    server.stop()

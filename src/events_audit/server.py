@@ -70,7 +70,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     redacted = ",".join(redact_url(u) for u in urls)
 
     async def on_error(exc: Exception) -> None:
-        log.error("NATS error", error=str(exc))
+        log.error("NATS error", url=redacted, error=str(exc) or type(exc).__name__)
 
     async def on_disconnect() -> None:
         if not stop.is_set():
@@ -80,8 +80,10 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         log.info("Reconnected to NATS", url=redact_url(str(nc.connected_url.geturl())))
 
     nc = nats.NATS()
-    try:
-        await nc.connect(
+    # The first connection is retried like a reconnect (every 2 s, errors
+    # logged), so the service can start before NATS does; a signal ends it.
+    connecting = asyncio.ensure_future(
+        nc.connect(
             servers=urls,
             name="events-audit",
             error_cb=on_error,
@@ -91,6 +93,19 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             reconnect_time_wait=2,
             connect_timeout=5,
         )
+    )
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not connecting.done():
+        connecting.cancel()
+        await nc.close()
+        if http:
+            await http.close()
+        log.info("JetStream events audit server stopped")
+        return 0
+    try:
+        connecting.result()
     except (TimeoutError, nats.errors.NoServersError, OSError) as exc:
         log.error("Failed to connect to NATS", url=redacted, error=str(exc) or type(exc).__name__)
         if http:
