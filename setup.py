@@ -37,12 +37,13 @@ if DEBUG:
 
 extensions = [
     Extension(
-        "events_audit._formatting",
-        ["ext/_formatting.pyx"],
+        f"events_audit.{name}",
+        [f"ext/{name}.pyx"],
         include_dirs=["ext"],
         define_macros=macros,
         extra_compile_args=cflags,
     )
+    for name in ("_formatting", "_datapath")
 ]
 
 setup(

@@ -45,3 +45,9 @@ def nats_server(tmp_path):
     server = NatsServer(tmp_path).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["fast", "python"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The data path under test: both engines pass the same integration tests."""
+    return request.param

@@ -22,13 +22,14 @@ TOPIC = "events.>"
 GOLDEN = load_golden_cases()
 
 
-def base_args(url: str, *extra: str) -> list[str]:
+def base_args(url: str, *extra: str, engine: str = "auto") -> list[str]:
     return [
         "--audit=nats",
         f"--audit-nats-addr={url}",
         f"--audit-topic={TOPIC}",
         "--health-addr=127.0.0.1:0",
         "--audit-pull-timeout=1s",
+        f"--audit-engine={engine}",
         *extra,
     ]
 
@@ -67,11 +68,14 @@ def reply_and_sequence(line: str, layout: str) -> tuple[str, int]:
 
 
 @pytest.mark.parametrize("layout", ["json", "text"])
-def test_events_are_logged_as_the_spec_says_and_acked(nats_server, tmp_path, layout) -> None:
+def test_events_are_logged_as_the_spec_says_and_acked(
+    nats_server, tmp_path, layout, engine
+) -> None:
     payloads = sample_payloads(120)
     publish(nats_server.url, [("events.golden", p) for p in payloads])
     svc = Service(
-        tmp_path, base_args(nats_server.url, f"--log-format={layout}", "--log-level=info")
+        tmp_path,
+        base_args(nats_server.url, f"--log-format={layout}", "--log-level=info", engine=engine),
     ).start()
     try:
         info = wait_all_acked(nats_server.url, len(payloads))
@@ -92,9 +96,9 @@ def test_events_are_logged_as_the_spec_says_and_acked(nats_server, tmp_path, lay
     assert "JetStream events audit server stopped" in svc.lines()[-1]
 
 
-def test_restart_resumes_the_durable(nats_server, tmp_path) -> None:
+def test_restart_resumes_the_durable(nats_server, tmp_path, engine) -> None:
     publish(nats_server.url, [("events.a", b'{"id":"first-%d"}' % i) for i in range(20)])
-    args = base_args(nats_server.url, "--log-format=json", "--log-level=info")
+    args = base_args(nats_server.url, "--log-format=json", "--log-level=info", engine=engine)
     first = Service(tmp_path, args, name="first").start()
     wait_all_acked(nats_server.url, 20)
     assert first.terminate() == 0
@@ -140,7 +144,7 @@ def test_missing_stream_without_create_is_a_clear_error(nats_server, tmp_path) -
     assert "does not exist and --audit-create-stream=false" in svc.output()
 
 
-def test_existing_push_consumer_is_replaced(nats_server, tmp_path) -> None:
+def test_existing_push_consumer_is_replaced(nats_server, tmp_path, engine) -> None:
     async def make_push_consumer():
         import nats
         from nats.js.api import ConsumerConfig, StreamConfig
@@ -157,7 +161,7 @@ def test_existing_push_consumer_is_replaced(nats_server, tmp_path) -> None:
         await nc.close()
 
     run_async(make_push_consumer())
-    svc = Service(tmp_path, base_args(nats_server.url, "--log-level=info")).start()
+    svc = Service(tmp_path, base_args(nats_server.url, "--log-level=info", engine=engine)).start()
     try:
         wait_all_acked(nats_server.url, 5)
         assert not consumer_info(nats_server.url).config.deliver_subject
@@ -168,7 +172,7 @@ def test_existing_push_consumer_is_replaced(nats_server, tmp_path) -> None:
     assert len(event_lines(svc)) == 5
 
 
-def test_the_defaults_start(nats_server, tmp_path) -> None:
+def test_the_defaults_start(nats_server, tmp_path, engine) -> None:
     """Every default except the address (and a free health port): the original
     cannot start like this on nats-server >= 2.9, because its consumer name
     differs from its durable name."""
@@ -200,11 +204,15 @@ def test_a_different_consumer_name_is_warned_about(nats_server, tmp_path) -> Non
     )
 
 
-def test_sigterm_mid_stream_loses_and_duplicates_nothing(nats_server, tmp_path) -> None:
+def test_sigterm_mid_stream_loses_and_duplicates_nothing(nats_server, tmp_path, engine) -> None:
     total = 3000
     publish(nats_server.url, [("events.s", b'{"id":"m-%d"}' % i) for i in range(total)])
     args = base_args(
-        nats_server.url, "--log-format=json", "--log-level=info", "--audit-pull-max-messages=10"
+        nats_server.url,
+        "--log-format=json",
+        "--log-level=info",
+        "--audit-pull-max-messages=10",
+        engine=engine,
     )
     first = Service(tmp_path, args, name="first").start()
     wait_until(lambda: len(event_lines(first)) >= 300, 30, "300 events")
@@ -257,11 +265,16 @@ def test_audit_nsq_is_not_supported(tmp_path) -> None:
     assert "not supported" in result.stderr
 
 
-def test_text_is_coloured_exactly_on_a_terminal(nats_server, tmp_path) -> None:
+def test_text_is_coloured_exactly_on_a_terminal(nats_server, tmp_path, engine) -> None:
     publish(nats_server.url, [("events.t", b'{"id":"tty"}')])
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "events_audit", *base_args(nats_server.url, "--log-level=info")],
+        [
+            sys.executable,
+            "-m",
+            "events_audit",
+            *base_args(nats_server.url, "--log-level=info", engine=engine),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=secondary,
@@ -301,8 +314,8 @@ def test_waits_for_nats_and_stops_on_a_signal_meanwhile(tmp_path) -> None:
     assert "JetStream events audit server stopped" in svc.output()
 
 
-def test_shutdown_is_bounded_when_the_server_is_gone(nats_server, tmp_path) -> None:
-    svc = Service(tmp_path, base_args(nats_server.url, "--log-level=info")).start()
+def test_shutdown_is_bounded_when_the_server_is_gone(nats_server, tmp_path, engine) -> None:
+    svc = Service(tmp_path, base_args(nats_server.url, "--log-level=info", engine=engine)).start()
     try:
         svc.wait_for("Starting to listen")
         nats_server.kill()

@@ -826,10 +826,15 @@ def format_message(
     payload: bytes | memoryview,
     log_time: str,
     layout: int,
-) -> str:
-    """One logrus line (with its newline) for one message, as a Go string."""
+) -> tuple[str, bool]:
+    """One logrus line (with its newline) for one message, as a Go string,
+    and whether the message was a structured event."""
     payload = bytes(payload)
     msg, fields = handler_fields(go_string(subject), go_string(reply), payload)
+    return _render(msg, fields, log_time, layout), msg == MSG_STRUCTURED
+
+
+def _render(msg: str, fields: dict[str, Any], log_time: str, layout: int) -> str:
     keys = sorted(fields)
     if layout == LAYOUT_JSON:
         fields["level"] = "info"
@@ -873,7 +878,7 @@ def format_batch(
     log_time = local_log_time(now_ns)
     with _deep_recursion():
         lines = "".join(
-            format_message(subject, reply, payload, log_time, layout)
+            format_message(subject, reply, payload, log_time, layout)[0]
             for subject, reply, payload in zip(subjects, replies, payloads, strict=True)
         )
     return lines.encode("utf-8", "surrogateescape")

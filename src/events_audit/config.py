@@ -333,6 +333,8 @@ OPTIONS: tuple[Option, ...] = (
         "log-output", "stderr", str, "Logging", "where log lines go: stderr, stdout or a file path"
     ),
     _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
+    _opt("audit-engine", "auto", _choice("auto", "fast", "python"), "Pull",
+         "data path: fast (compiled frames), python (nats-py fetch) or auto"),
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
@@ -360,6 +362,7 @@ class Settings:
     health_addr: str = ":3000"
     log_output: str = "stderr"
     config: str = ""
+    audit_engine: str = "auto"
     # where each explicitly given setting came from, for messages
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -110,8 +110,15 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -
     log.info("Using existing JetStream stream", stream=name)
 
 
+# Enough unacked messages for the pull requests kept in flight (4 of
+# --audit-pull-max-messages each) and the batch being written.
+def max_ack_pending(settings: Settings) -> int:
+    return max(1000, 8 * settings.audit_pull_max_messages)
+
+
 def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
     return ConsumerConfig(
+        max_ack_pending=max_ack_pending(settings),
         name=name,
         durable_name=name,
         deliver_policy=DeliverPolicy.ALL,

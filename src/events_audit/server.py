@@ -11,6 +11,7 @@ import nats.errors
 
 from . import jetstream
 from .config import Settings
+from .engines import fast
 from .engines.python import PythonEngine
 from .http import HttpServer
 from .logs import Logger
@@ -42,6 +43,27 @@ def redact_url(url: str) -> str:
         host += f":{parts.port}"
     user = "***" if parts.password is None else f"{parts.username}:***"
     return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
+    """--audit-engine: auto takes the fast engine when it can run here."""
+    from . import datapath
+
+    wanted = settings.audit_engine
+    if wanted == "python":
+        return PythonEngine
+    if not fast.supported(nc):
+        if wanted == "fast":
+            raise jetstream.SetupError("--audit-engine=fast needs nats-py internals this "
+                                       "nats-py version does not have; use --audit-engine=python")
+        log.warning("The installed nats-py cannot host the fast engine, using the python engine")
+        return PythonEngine
+    if not datapath.USING_EXTENSION:
+        if wanted == "auto":
+            return PythonEngine
+        log.warning("The compiled data path is not available, the fast engine runs its "
+                    "pure-Python twin")
+    return fast.FastEngine
 
 
 async def run(settings: Settings, log: Logger, sink: Sink) -> int:
@@ -76,8 +98,12 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         if not stop.is_set():
             log.warning("Disconnected from NATS")
 
+    engine = None
+
     async def on_reconnect() -> None:
         log.info("Reconnected to NATS", url=redact_url(str(nc.connected_url.geturl())))
+        if engine is not None and hasattr(engine, "on_reconnected"):
+            engine.on_reconnected()
 
     nc = nats.NATS()
     # The first connection is retried like a reconnect (every 2 s, errors
@@ -118,7 +144,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         js = nc.jetstream()
         await jetstream.ensure_stream(js, settings, log)
         binding = await jetstream.ensure_consumer(js, settings, log)
-        engine = PythonEngine(nc, js, binding, settings, log, sink)
+        engine = choose_engine(settings, nc, log)(nc, js, binding, settings, log, sink)
         await engine.run(stop)
     except (jetstream.SetupError, nats.errors.Error) as exc:
         log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)

@@ -1,0 +1,19 @@
+"""Selects the data path: the compiled one unless told otherwise (as formatting.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .formatting import NO_EXTENSIONS
+
+if TYPE_CHECKING or NO_EXTENSIONS:
+    from ._datapath_py import DataPath, ProtocolViolation
+else:
+    try:
+        from ._datapath import DataPath, ProtocolViolation
+    except ImportError:  # pragma: no cover - a build without the extension
+        from ._datapath_py import DataPath, ProtocolViolation
+
+USING_EXTENSION: bool = DataPath.__module__ == "events_audit._datapath"
+
+__all__ = ["USING_EXTENSION", "DataPath", "ProtocolViolation"]

@@ -1,0 +1,226 @@
+"""The fast engine: nats-py keeps the connection, the data path takes the frames.
+
+nats-py owns everything about the connection (server list, reconnect with
+backoff, user/password, token, NKey and .creds auth, TLS, lame duck mode, no
+responders) and the JetStream API calls.  This engine subscribes one inbox
+through nats-py, so nats-py re-subscribes it after a reconnect, and puts a
+tap in front of nats-py's protocol parser: every chunk read from the socket
+goes through ``DataPath.feed`` first, which parses the MSG/HMSG frames of that
+inbox, formats their lines and builds their acks in compiled code, and hands
+every other frame to nats-py's parser unchanged.  Per chunk: one write of the
+lines, then one socket write of the acks (and of the next pull requests).
+
+Pull requests are kept in flight (``INFLIGHT`` requests of
+``--audit-pull-max-messages`` each, re-issued as they are used up) with
+``expires`` = ``--audit-pull-timeout`` and an idle heartbeat; a pull that
+neither delivers nor beats for two heartbeats is taken as lost (a server
+restart, a leader change) and re-issued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from ..config import Settings, format_duration
+from ..datapath import DataPath, ProtocolViolation
+from ..jetstream import Binding
+from ..logs import Logger
+from ..sink import Sink, SinkError
+
+INFLIGHT = 4  # pull requests kept at the server
+WRITE_FAILURE_NAK_DELAY = 5.0
+
+
+def supported(nc: Client) -> bool:
+    """The nats-py internals this engine relies on are there."""
+    return all(hasattr(nc, name) for name in ("_ps", "_send_command", "_flush_pending"))
+
+
+class _Tap:
+    """Stands in for nats-py's parser; see the module doc."""
+
+    def __init__(self, inner, engine: FastEngine) -> None:
+        self.inner = inner
+        self.engine = engine
+
+    def reset(self) -> None:
+        self.engine.path.reset()
+        self.inner.reset()
+
+    async def parse(self, data: bytes = b"") -> None:
+        other = await self.engine.on_chunk(data)
+        if other:
+            await self.inner.parse(other)
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+class FastEngine:
+    name = "fast"
+
+    def __init__(self, nc: Client, js: JetStreamContext, binding: Binding, settings: Settings,
+                 log: Logger, sink: Sink) -> None:
+        self.nc = nc
+        self.binding = binding
+        self.log = log
+        self.sink = sink
+        self.batch = settings.audit_pull_max_messages
+        self.expires = settings.audit_pull_timeout
+        # The server beats when a request idles this long; it must be shorter
+        # than the request's life.
+        self.heartbeat = min(max(self.expires / 2, 0.1), 5.0)
+        prefix = getattr(js, "_prefix", "$JS.API")
+        self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{binding.stream}.{binding.durable}"
+        self.requests: deque[list[float]] = deque()  # [messages still owed, expiry]
+        self.last_activity = time.monotonic()  # a message or a status: the pull is alive
+        self.stopping = False
+        self.paused_until = 0.0  # after a refusal (409), ask again only after this
+        self.path: DataPath | None = None
+        self.inbox = ""
+        self.messages = 0
+        self.structured = 0
+        self.redelivered = 0
+
+    # -- the pull --------------------------------------------------------------
+
+    def _request_payload(self) -> bytes:
+        return json.dumps({
+            "batch": self.batch,
+            "expires": int(self.expires * 1e9),
+            "idle_heartbeat": int(self.heartbeat * 1e9),
+        }).encode()
+
+    async def _top_up(self) -> None:
+        """Keep INFLIGHT requests at the server."""
+        if time.monotonic() < self.paused_until:
+            return
+        while len(self.requests) < INFLIGHT and not self.stopping:
+            self.requests.append([self.batch, time.monotonic() + self.expires])
+            await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
+
+    def _owe_less(self, count: int) -> None:
+        # The server fills waiting requests oldest first.
+        while count and self.requests:
+            head = self.requests[0]
+            taken = min(count, int(head[0]))
+            head[0] -= taken
+            count -= taken
+            if head[0] <= 0:
+                self.requests.popleft()
+
+    async def _on_status(self, code: int, description: str, pending: int) -> None:
+        if code == 100:
+            return  # idle heartbeat: the request is alive
+        if code in (404, 408):
+            if self.requests:
+                self.requests.popleft()  # a request ended without (all) messages
+        elif code == 409:
+            if self.requests:
+                self.requests.popleft()
+            self.log.warning("Pull request ended by the server", status=code,
+                             description=description)
+            if "Leadership Change" not in description:
+                self.paused_until = time.monotonic() + 0.5  # no tight loop on a refusal
+        else:
+            self.log.warning("Unexpected pull status", status=code, description=description)
+        await self._top_up()
+
+    def on_reconnected(self) -> None:
+        """Requests die with the connection they were made on."""
+        self.requests.clear()
+        asyncio.ensure_future(self._top_up())
+
+    # -- the frames ------------------------------------------------------------
+
+    async def on_chunk(self, data: bytes) -> bytes:
+        started = time.time_ns()
+        try:
+            other, lines, acks, count, structured, redelivered, statuses = self.path.feed(
+                data, started)
+        except ProtocolViolation as exc:
+            raise nats.errors.ProtocolError from exc
+        if count or statuses:
+            self.last_activity = time.monotonic()
+        if count:
+            self._owe_less(count)
+            await self._top_up()  # the next batch is asked for before this one is written
+            try:
+                self.sink.write(lines)
+            except SinkError as exc:
+                self.log.error("Failed to write log lines, messages will be redelivered",
+                               error=str(exc), count=count)
+                nak = b'-NAK {"delay":%d}' % int(WRITE_FAILURE_NAK_DELAY * 1e9)
+                await self.nc._send_command(self.path.frames(nak))
+                await self.nc._flush_pending()
+            else:
+                await self.nc._send_command(acks)  # only now: the lines are written
+                await self.nc._flush_pending()
+                if self.path.debug:
+                    now = time.time_ns()
+                    self.sink.write(self.path.processed(format_duration((now - started) / 1e9),
+                                                        now))
+                self.messages += count
+                self.structured += structured
+                self.redelivered += redelivered
+        for code, description, pending, _ in statuses:
+            await self._on_status(code, description, pending)
+        return other
+
+    async def _ignore(self, msg) -> None:  # nats-py's callback: the tap sees the frames first
+        return None
+
+    # -- the life --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(self.inbox, cb=self._ignore)
+        self.path = DataPath(sub._id, self.log.layout, self.log.enabled("info"),
+                             self.log.enabled("debug"))
+        self.nc._ps = _Tap(self.nc._ps, self)
+        self.log.info("Starting to listen for JetStream events", subject=self.binding.subject,
+                      stream=self.binding.stream, consumer=self.binding.durable, engine=self.name)
+        try:
+            await self._top_up()
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat)
+                except TimeoutError:
+                    pass
+                await self._watch()
+        finally:
+            await self._finish()
+            try:
+                await sub.unsubscribe()
+            except Exception:  # the connection may be gone already
+                pass
+
+    async def _watch(self) -> None:
+        """Re-issue the pull when it went silent (its requests were lost)."""
+        if not self.nc.is_connected:
+            return
+        silent = time.monotonic() - self.last_activity
+        if self.requests and silent > 2 * self.heartbeat + 0.5:
+            self.log.warning("Pull went silent, re-issuing its requests",
+                             silent_s=round(silent, 1))
+            self.requests.clear()
+            self.last_activity = time.monotonic()
+        await self._top_up()
+
+    async def _finish(self) -> None:
+        """Stop asking; messages of requests still in flight are written and
+        acked until those requests are filled or expire."""
+        self.stopping = True
+        deadline = time.monotonic() + self.expires + 1.0
+        while self.requests and self.nc.is_connected and time.monotonic() < deadline:
+            now = time.monotonic()
+            while self.requests and self.requests[0][1] + 0.2 < now:
+                self.requests.popleft()  # expired at the server by now
+            await asyncio.sleep(0.02)

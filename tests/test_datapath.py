@@ -1,0 +1,185 @@
+"""The data path twins: the same frames out of any chunking of the stream."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events_audit import _datapath_py as pure
+from events_audit import _formatting_py as spec
+
+if os.environ.get("EVENTS_AUDIT_NO_EXTENSIONS"):
+    pytest.skip("the compiled twin is switched off", allow_module_level=True)
+
+from events_audit import _datapath as compiled  # noqa: E402
+
+SID = 7
+NOW = 1736591400123456789
+EVENT = (
+    b'{"id":"event-12345","type":"user.action","source":"user-service",'
+    b'"timestamp":"2025-01-11T10:30:00Z","data":{"action":"login","user_id":"67890"}}'
+)
+
+
+def reply(seq: int, delivered: int = 1) -> bytes:
+    return b"$JS.ACK.EVENTS.durable.%d.%d.%d.1736591399987654321.%d" % (delivered, seq, seq, 9)
+
+
+def msg(subject: bytes, sid: int, reply_to: bytes, payload: bytes) -> bytes:
+    head = (
+        b"MSG %s %d %s %d\r\n" % (subject, sid, reply_to, len(payload))
+        if reply_to
+        else (b"MSG %s %d %d\r\n" % (subject, sid, len(payload)))
+    )
+    return head + payload + b"\r\n"
+
+
+def hmsg(subject: bytes, sid: int, reply_to: bytes, headers: bytes, payload: bytes) -> bytes:
+    total = len(headers) + len(payload)
+    args = (
+        b"%s %d %s %d %d" % (subject, sid, reply_to, len(headers), total)
+        if reply_to
+        else (b"%s %d %d %d" % (subject, sid, len(headers), total))
+    )
+    return b"HMSG " + args + b"\r\n" + headers + payload + b"\r\n"
+
+
+STATUS_408 = hmsg(
+    b"_INBOX.x",
+    SID,
+    b"",
+    b"NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 5\r\nNats-Pending-Bytes: 0\r\n\r\n",
+    b"",
+)
+HEARTBEAT = hmsg(b"_INBOX.x", SID, b"", b"NATS/1.0 100 Idle Heartbeat\r\n\r\n", b"")
+
+
+def run(module, chunks, layout=0, events=True, debug=False):
+    path = module.DataPath(SID, layout, events, debug)
+    results = []
+    for chunk in chunks:
+        result = list(path.feed(chunk, NOW))
+        result[1] += path.processed("12.5µs", NOW + 5000)
+        results.append(result)
+    other = b"".join(r[0] for r in results)
+    lines = b"".join(r[1] for r in results)
+    acks = b"".join(r[2] for r in results)
+    counts = tuple(sum(r[i] for r in results) for i in (3, 4, 5))
+    statuses = [s for r in results for s in r[6]]
+    return other, lines, acks, counts, statuses, path
+
+
+def test_frames_are_sorted_out() -> None:
+    stream = (
+        b'INFO {"x":1}\r\n'
+        + msg(b"events.a", SID, reply(1), EVENT)
+        + b"PING\r\n"
+        + msg(b"other", 3, b"", b"api reply")
+        + HEARTBEAT
+        + hmsg(
+            b"events.h",
+            SID,
+            reply(2, 2),
+            b"NATS/1.0\r\nNats-Msg-Id: 1\r\n\r\n",
+            b"raw with headers",
+        )
+        + STATUS_408
+        + b"+OK\r\n"
+    )
+    for module in (pure, compiled):
+        other, lines, acks, counts, statuses, _ = run(module, [stream])
+        assert other == (
+            b'INFO {"x":1}\r\nPING\r\n' + msg(b"other", 3, b"", b"api reply") + b"+OK\r\n"
+        )
+        assert acks == b"PUB " + reply(1) + b" 0\r\n\r\nPUB " + reply(2, 2) + b" 0\r\n\r\n"
+        assert counts == (2, 1, 1)  # messages, structured, redelivered
+        assert statuses == [(100, "Idle Heartbeat", 0, 0), (408, "Request Timeout", 5, 0)]
+        want = spec.format_batch(
+            ["events.a", "events.h"], [reply(1), reply(2, 2)], [EVENT, b"raw with headers"], NOW, 0
+        )
+        assert lines == want
+
+
+def test_frames_for_nak_and_in_progress() -> None:
+    stream = msg(b"e", SID, reply(1), b"x") + msg(b"e", SID, reply(2), b"y")
+    for module in (pure, compiled):
+        *_, path = run(module, [stream])
+        assert path.frames(b"-NAK") == (
+            b"PUB " + reply(1) + b" 4\r\n-NAK\r\nPUB " + reply(2) + b" 4\r\n-NAK\r\n"
+        )
+
+
+def test_malformed_control_line() -> None:
+    for module in (pure, compiled):
+        with pytest.raises(module.ProtocolViolation):
+            module.DataPath(SID, 0).feed(b"MSG only-subject\r\n", NOW)
+
+
+payloads = st.sampled_from([EVENT, b"raw", b"", b"null", b'{"id":1}', b"a\r\nb", b"\xff\xfe"]) | (
+    st.binary(max_size=40)
+)
+frames = st.one_of(
+    st.builds(
+        lambda p, s, d: msg(b"events.x", SID, reply(s, d), p),
+        payloads,
+        st.integers(1, 10**6),
+        st.integers(1, 4),
+    ),
+    st.builds(lambda p: msg(b"events.noreply", SID, b"", p), payloads),
+    st.builds(lambda p: msg(b"_INBOX.other", 99, b"r.1", p), payloads),
+    st.builds(
+        lambda p, s: hmsg(b"events.h", SID, reply(s), b"NATS/1.0\r\nK: v\r\n\r\n", p),
+        payloads,
+        st.integers(1, 100),
+    ),
+    st.sampled_from(
+        [
+            STATUS_408,
+            HEARTBEAT,
+            b"PING\r\n",
+            b"PONG\r\n",
+            b"+OK\r\n",
+            b"-ERR 'Stale Connection'\r\n",
+            b'INFO {"server_id":"x"}\r\n',
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stream=st.lists(frames, max_size=12).map(b"".join),
+    cuts=st.lists(st.integers(0, 2000)),
+    layout=st.sampled_from([0, 1, 2]),
+    events=st.booleans(),
+    debug=st.booleans(),
+)
+def test_twins_agree_on_any_chunking(stream, cuts, layout, events, debug) -> None:
+    points = sorted({min(c, len(stream)) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    got = run(compiled, chunks, layout, events, debug)[:5]
+    want = run(pure, chunks, layout, events, debug)[:5]
+    assert got == want
+    if not debug:  # nothing is lost or duplicated however the stream is cut
+        assert got == run(pure, [stream], layout, events)[:5]
+
+
+@pytest.mark.parametrize("layout", [0, 1, 2])
+def test_debug_lines_match_the_python_engine(layout) -> None:
+    """Both engines write the original's debug lines the same way."""
+    from events_audit.batch import Renderer
+    from events_audit.logs import Logger
+
+    renderer = Renderer(Logger(lambda _: None, "debug", layout))
+    subjects, replies, payloads = ["e.a", "e.b"], [reply(1).decode(), ""], [EVENT, b"raw"]
+    stream = msg(b"e.a", SID, reply(1), EVENT) + msg(b"e.b", SID, b"", b"raw")
+    for module in (pure, compiled):
+        path = module.DataPath(SID, layout, True, True)
+        lines = path.feed(stream, NOW)[1]
+        assert lines == renderer.before_ack(subjects, replies, payloads, NOW)
+        assert b"Processing JetStream message" in lines
+        after = path.processed("1.5ms", NOW)
+        assert after.count(b"Message processed and acknowledged") == 2
