@@ -80,7 +80,8 @@ cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
         eol = find_crlf(s, line, n)
         if eol < 0:
             eol = n
-        if eol - line > key_len and memcmp(s + line, key, key_len) == 0 and s[line + key_len] == b':':
+        if (eol - line > key_len and memcmp(s + line, key, key_len) == 0
+                and s[line + key_len] == b':'):
             j = line + key_len + 1
             while j < eol and s[j] == b' ':
                 j += 1

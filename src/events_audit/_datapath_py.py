@@ -39,8 +39,12 @@ def _status(headers: bytes) -> tuple[int, str, int, int] | None:
         key, sep, value = line.partition(b":")
         if sep and key in pending and value.strip().isdigit():
             pending[key] = int(value.strip())
-    return (int(parts[1]), description, pending[b"Nats-Pending-Messages"],
-            pending[b"Nats-Pending-Bytes"])
+    return (
+        int(parts[1]),
+        description,
+        pending[b"Nats-Pending-Messages"],
+        pending[b"Nats-Pending-Bytes"],
+    )
 
 
 class DataPath:
@@ -59,8 +63,9 @@ class DataPath:
         """Forget a partial frame: the connection it came on is gone."""
         self._tail = b""
 
-    def feed(self, data: bytes, now_ns: int
-             ) -> tuple[bytes, bytes, bytes, int, int, int, list[tuple[int, str, int, int]]]:
+    def feed(
+        self, data: bytes, now_ns: int
+    ) -> tuple[bytes, bytes, bytes, int, int, int, list[tuple[int, str, int, int]]]:
         """(other frames, lines, acks, messages, structured, redelivered, statuses)."""
         buf = self._tail + bytes(data)
         log_time = local_log_time(now_ns)
@@ -78,7 +83,7 @@ class DataPath:
                 break
             op, _, rest = buf[pos:eol].partition(b" ")
             if op not in (b"MSG", b"HMSG"):
-                other.append(buf[pos:eol + 2])  # PING, PONG, +OK, -ERR, INFO
+                other.append(buf[pos : eol + 2])  # PING, PONG, +OK, -ERR, INFO
                 pos = eol + 2
                 continue
             args = rest.split()
@@ -100,7 +105,7 @@ class DataPath:
                 continue
             subject = args[0]
             reply = args[2] if len(args) == (5 if with_headers else 4) else b""
-            body = buf[eol + 2:eol + 2 + size]
+            body = buf[eol + 2 : eol + 2 + size]
             pos = end
             if with_headers:
                 status = _status(body[:header_size])
@@ -123,20 +128,33 @@ class DataPath:
         self._tail = buf[pos:]
         self._replies = replies
         self._subjects = subjects
-        return (b"".join(other), "".join(lines).encode("utf-8", "surrogateescape"), b"".join(acks),
-                len(replies), structured, redelivered, statuses)
+        return (
+            b"".join(other),
+            "".join(lines).encode("utf-8", "surrogateescape"),
+            b"".join(acks),
+            len(replies),
+            structured,
+            redelivered,
+            statuses,
+        )
 
     def _processing(self, subject: bytes, meta: dict | None, size: int, now_ns: int) -> str:
         meta = meta or {}
-        return format_entry("debug", "Processing JetStream message", {
-            "subject": subject.decode("utf-8", "surrogateescape"),
-            "stream": meta.get("stream", ""),
-            "consumer": meta.get("consumer", ""),
-            "delivered": meta.get("delivered", 0),
-            "pending": meta.get("pending", 0),
-            "timestamp": meta.get("js_timestamp", ""),
-            "size": size,
-        }, now_ns, self.layout)
+        return format_entry(
+            "debug",
+            "Processing JetStream message",
+            {
+                "subject": subject.decode("utf-8", "surrogateescape"),
+                "stream": meta.get("stream", ""),
+                "consumer": meta.get("consumer", ""),
+                "delivered": meta.get("delivered", 0),
+                "pending": meta.get("pending", 0),
+                "timestamp": meta.get("js_timestamp", ""),
+                "size": size,
+            },
+            now_ns,
+            self.layout,
+        )
 
     def processed(self, elapsed: str, now_ns: int) -> bytes:
         """At debug level, "Message processed and acknowledged" for the last feed."""
@@ -145,16 +163,24 @@ class DataPath:
         lines = []
         for subject, reply in zip(self._subjects, self._replies, strict=True):
             meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
-            lines.append(format_entry("debug", "Message processed and acknowledged", {
-                "subject": subject.decode("utf-8", "surrogateescape"),
-                "processing_time": elapsed,
-                "delivered": (meta or {}).get("delivered", 0),
-            }, now_ns, self.layout))
+            lines.append(
+                format_entry(
+                    "debug",
+                    "Message processed and acknowledged",
+                    {
+                        "subject": subject.decode("utf-8", "surrogateescape"),
+                        "processing_time": elapsed,
+                        "delivered": (meta or {}).get("delivered", 0),
+                    },
+                    now_ns,
+                    self.layout,
+                )
+            )
         return "".join(lines).encode("utf-8", "surrogateescape")
 
     def frames(self, payload: bytes) -> bytes:
         """A PUB frame with `payload` to each reply of the last feed (NAK, +WPI, +TERM)."""
         size = str(len(payload)).encode()
-        return b"".join(b"PUB " + reply + b" " + size + b"\r\n" + payload + b"\r\n"
-                        for reply in self._replies)
-
+        return b"".join(
+            b"PUB " + reply + b" " + size + b"\r\n" + payload + b"\r\n" for reply in self._replies
+        )

@@ -333,8 +333,13 @@ OPTIONS: tuple[Option, ...] = (
         "log-output", "stderr", str, "Logging", "where log lines go: stderr, stdout or a file path"
     ),
     _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
-    _opt("audit-engine", "auto", _choice("auto", "fast", "python"), "Pull",
-         "data path: fast (compiled frames), python (nats-py fetch) or auto"),
+    _opt(
+        "audit-engine",
+        "auto",
+        _choice("auto", "fast", "python"),
+        "Pull",
+        "data path: fast (compiled frames), python (nats-py fetch) or auto",
+    ),
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}

@@ -54,15 +54,18 @@ def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
         return PythonEngine
     if not fast.supported(nc):
         if wanted == "fast":
-            raise jetstream.SetupError("--audit-engine=fast needs nats-py internals this "
-                                       "nats-py version does not have; use --audit-engine=python")
+            raise jetstream.SetupError(
+                "--audit-engine=fast needs nats-py internals this "
+                "nats-py version does not have; use --audit-engine=python"
+            )
         log.warning("The installed nats-py cannot host the fast engine, using the python engine")
         return PythonEngine
     if not datapath.USING_EXTENSION:
         if wanted == "auto":
             return PythonEngine
-        log.warning("The compiled data path is not available, the fast engine runs its "
-                    "pure-Python twin")
+        log.warning(
+            "The compiled data path is not available, the fast engine runs its pure-Python twin"
+        )
     return fast.FastEngine
 
 

@@ -66,8 +66,15 @@ class _Tap:
 class FastEngine:
     name = "fast"
 
-    def __init__(self, nc: Client, js: JetStreamContext, binding: Binding, settings: Settings,
-                 log: Logger, sink: Sink) -> None:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        binding: Binding,
+        settings: Settings,
+        log: Logger,
+        sink: Sink,
+    ) -> None:
         self.nc = nc
         self.binding = binding
         self.log = log
@@ -92,11 +99,13 @@ class FastEngine:
     # -- the pull --------------------------------------------------------------
 
     def _request_payload(self) -> bytes:
-        return json.dumps({
-            "batch": self.batch,
-            "expires": int(self.expires * 1e9),
-            "idle_heartbeat": int(self.heartbeat * 1e9),
-        }).encode()
+        return json.dumps(
+            {
+                "batch": self.batch,
+                "expires": int(self.expires * 1e9),
+                "idle_heartbeat": int(self.heartbeat * 1e9),
+            }
+        ).encode()
 
     async def _top_up(self) -> None:
         """Keep INFLIGHT requests at the server."""
@@ -125,8 +134,9 @@ class FastEngine:
         elif code == 409:
             if self.requests:
                 self.requests.popleft()
-            self.log.warning("Pull request ended by the server", status=code,
-                             description=description)
+            self.log.warning(
+                "Pull request ended by the server", status=code, description=description
+            )
             if "Leadership Change" not in description:
                 self.paused_until = time.monotonic() + 0.5  # no tight loop on a refusal
         else:
@@ -144,7 +154,8 @@ class FastEngine:
         started = time.time_ns()
         try:
             other, lines, acks, count, structured, redelivered, statuses = self.path.feed(
-                data, started)
+                data, started
+            )
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
         if count or statuses:
@@ -155,8 +166,11 @@ class FastEngine:
             try:
                 self.sink.write(lines)
             except SinkError as exc:
-                self.log.error("Failed to write log lines, messages will be redelivered",
-                               error=str(exc), count=count)
+                self.log.error(
+                    "Failed to write log lines, messages will be redelivered",
+                    error=str(exc),
+                    count=count,
+                )
                 nak = b'-NAK {"delay":%d}' % int(WRITE_FAILURE_NAK_DELAY * 1e9)
                 await self.nc._send_command(self.path.frames(nak))
                 await self.nc._flush_pending()
@@ -165,8 +179,9 @@ class FastEngine:
                 await self.nc._flush_pending()
                 if self.path.debug:
                     now = time.time_ns()
-                    self.sink.write(self.path.processed(format_duration((now - started) / 1e9),
-                                                        now))
+                    self.sink.write(
+                        self.path.processed(format_duration((now - started) / 1e9), now)
+                    )
                 self.messages += count
                 self.structured += structured
                 self.redelivered += redelivered
@@ -182,11 +197,17 @@ class FastEngine:
     async def run(self, stop: asyncio.Event) -> None:
         self.inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(self.inbox, cb=self._ignore)
-        self.path = DataPath(sub._id, self.log.layout, self.log.enabled("info"),
-                             self.log.enabled("debug"))
+        self.path = DataPath(
+            sub._id, self.log.layout, self.log.enabled("info"), self.log.enabled("debug")
+        )
         self.nc._ps = _Tap(self.nc._ps, self)
-        self.log.info("Starting to listen for JetStream events", subject=self.binding.subject,
-                      stream=self.binding.stream, consumer=self.binding.durable, engine=self.name)
+        self.log.info(
+            "Starting to listen for JetStream events",
+            subject=self.binding.subject,
+            stream=self.binding.stream,
+            consumer=self.binding.durable,
+            engine=self.name,
+        )
         try:
             await self._top_up()
             while not stop.is_set():
@@ -208,8 +229,7 @@ class FastEngine:
             return
         silent = time.monotonic() - self.last_activity
         if self.requests and silent > 2 * self.heartbeat + 0.5:
-            self.log.warning("Pull went silent, re-issuing its requests",
-                             silent_s=round(silent, 1))
+            self.log.warning("Pull went silent, re-issuing its requests", silent_s=round(silent, 1))
             self.requests.clear()
             self.last_activity = time.monotonic()
         await self._top_up()
