@@ -25,7 +25,7 @@ BUILD_MODE := $(if $(filter 1,$(EVENTS_AUDIT_DEBUG)),debug,release)
 BENCH_COLUMNS ?= min,median,mean,ops,rounds
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test run nats-stop bench lint golden clean distclean FORCE
+.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e lint golden clean distclean FORCE
 
 help: ## List the targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON), venv in $(VENV))"
@@ -79,6 +79,22 @@ nats-stop: ## Stop the embedded nats-server that `make run` started
 bench: build ## Run the benchmarks (pytest-benchmark, compiled vs pure twin)
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
 	  --benchmark-columns=$(BENCH_COLUMNS) $(BENCH_ARGS)
+
+BENCH_STORAGE := file://bench/baseline
+# A noisy 2-core machine: fail only when a median is this much slower.
+BENCH_FAIL ?= median:40%
+
+bench-save: build ## Record the benchmark baseline (bench/baseline) for bench-check
+	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
+	  --benchmark-storage=$(BENCH_STORAGE) --benchmark-save=baseline $(BENCH_ARGS)
+
+bench-check: build ## Benchmarks compared with the saved baseline; fails on a regression
+	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
+	  --benchmark-storage=$(BENCH_STORAGE) --benchmark-compare \
+	  --benchmark-compare-fail=$(BENCH_FAIL) --benchmark-columns=$(BENCH_COLUMNS) $(BENCH_ARGS)
+
+bench-e2e: build ## End-to-end: real nats-server, preloaded stream, both engines and formats
+	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py $(E2E_ARGS)
 
 lint: venv ## ruff check + ruff format --check (Python), cython-lint (ext/)
 	@export PATH="$(abspath $(VENV))/bin:$$PATH"; rc=0; \

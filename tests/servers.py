@@ -203,9 +203,13 @@ def run_async(coro):
 
 
 async def _publish(
-    url: str, items: Iterable[tuple[str, bytes]], stream: str, subjects: list[str]
+    url: str,
+    items: Iterable[tuple[str, bytes]],
+    stream: str,
+    subjects: list[str],
+    connect_options: dict,
 ) -> None:
-    nc = await nats.connect(url)
+    nc = await nats.connect(url, **connect_options)
     try:
         js = nc.jetstream()
         try:
@@ -223,13 +227,19 @@ def publish(
     items: Iterable[tuple[str, bytes]],
     stream: str = "EVENTS",
     subjects: Sequence[str] = ("events.>",),
+    **connect_options,
 ) -> None:
-    """Publish to JetStream, creating the stream first if there is none."""
-    run_async(_publish(url, list(items), stream, list(subjects)))
+    """Publish to JetStream, creating the stream first if there is none.
+
+    ``connect_options`` go to ``nats.connect`` (credentials, TLS).
+    """
+    run_async(_publish(url, list(items), stream, list(subjects), connect_options))
 
 
-async def _consumer_info(url: str, stream: str, durable: str) -> ConsumerInfo:
-    nc = await nats.connect(url)
+async def _consumer_info(
+    url: str, stream: str, durable: str, connect_options: dict
+) -> ConsumerInfo:
+    nc = await nats.connect(url, **connect_options)
     try:
         return await nc.jetstream().consumer_info(stream, durable)
     finally:
@@ -237,9 +247,9 @@ async def _consumer_info(url: str, stream: str, durable: str) -> ConsumerInfo:
 
 
 def consumer_info(
-    url: str, stream: str = "EVENTS", durable: str = "events-audit-durable"
+    url: str, stream: str = "EVENTS", durable: str = "events-audit-durable", **connect_options
 ) -> ConsumerInfo:
-    return run_async(_consumer_info(url, stream, durable))
+    return run_async(_consumer_info(url, stream, durable, connect_options))
 
 
 def wait_all_acked(
@@ -248,10 +258,11 @@ def wait_all_acked(
     timeout: float = 20,
     stream: str = "EVENTS",
     durable: str = "events-audit-durable",
+    **connect_options,
 ) -> ConsumerInfo:
     def done():
         try:
-            info = consumer_info(url, stream, durable)
+            info = consumer_info(url, stream, durable, **connect_options)
         except Exception:
             return None
         if info.ack_floor.stream_seq >= total and info.num_ack_pending == 0:

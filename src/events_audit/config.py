@@ -334,6 +334,29 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
     _opt(
+        "audit-nats-creds",
+        "",
+        str,
+        "Connection security",
+        "credentials file (.creds: user JWT and NKey seed)",
+    ),
+    _opt("audit-nats-nkey", "", str, "Connection security", "file with a user NKey seed"),
+    _opt(
+        "audit-nats-tls-ca",
+        "",
+        str,
+        "Connection security",
+        "CA certificate(s) to verify the server with (PEM)",
+    ),
+    _opt(
+        "audit-nats-tls-cert",
+        "",
+        str,
+        "Connection security",
+        "client certificate (PEM), with --audit-nats-tls-key",
+    ),
+    _opt("audit-nats-tls-key", "", str, "Connection security", "client private key (PEM)"),
+    _opt(
         "audit-engine",
         "auto",
         _choice("auto", "fast", "python"),
@@ -367,6 +390,11 @@ class Settings:
     health_addr: str = ":3000"
     log_output: str = "stderr"
     config: str = ""
+    audit_nats_creds: str = ""
+    audit_nats_nkey: str = ""
+    audit_nats_tls_ca: str = ""
+    audit_nats_tls_cert: str = ""
+    audit_nats_tls_key: str = ""
     audit_engine: str = "auto"
     # where each explicitly given setting came from, for messages
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

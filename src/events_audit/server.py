@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import ssl
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
 
 from . import jetstream
-from .config import Settings
+from .config import ConfigError, Settings
 from .engines import fast
 from .engines.python import PythonEngine
 from .http import HttpServer
@@ -43,6 +45,37 @@ def redact_url(url: str) -> str:
         host += f":{parts.port}"
     user = "***" if parts.password is None else f"{parts.username}:***"
     return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def connection_options(settings: Settings) -> dict:
+    """Credentials and TLS for nats-py; user:password and tokens come in the URL."""
+    options: dict = {}
+    for flag, path in (
+        ("--audit-nats-creds", settings.audit_nats_creds),
+        ("--audit-nats-nkey", settings.audit_nats_nkey),
+        ("--audit-nats-tls-ca", settings.audit_nats_tls_ca),
+        ("--audit-nats-tls-cert", settings.audit_nats_tls_cert),
+        ("--audit-nats-tls-key", settings.audit_nats_tls_key),
+    ):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{flag}: cannot read {path!r}")
+    if settings.audit_nats_creds and settings.audit_nats_nkey:
+        raise ConfigError("--audit-nats-creds and --audit-nats-nkey exclude each other")
+    if settings.audit_nats_creds:
+        options["user_credentials"] = settings.audit_nats_creds
+    if settings.audit_nats_nkey:
+        options["nkeys_seed"] = settings.audit_nats_nkey
+    if bool(settings.audit_nats_tls_cert) != bool(settings.audit_nats_tls_key):
+        raise ConfigError("--audit-nats-tls-cert and --audit-nats-tls-key go together")
+    if settings.audit_nats_tls_ca or settings.audit_nats_tls_cert:
+        try:
+            context = ssl.create_default_context(cafile=settings.audit_nats_tls_ca or None)
+            if settings.audit_nats_tls_cert:
+                context.load_cert_chain(settings.audit_nats_tls_cert, settings.audit_nats_tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(f"cannot load the TLS files: {exc}") from None
+        options["tls"] = context
+    return options
 
 
 def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
@@ -91,6 +124,13 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             return 1
         log.info("Health server listening", addr=[f"{h}:{p}" for h, p in bound])
 
+    try:
+        options = connection_options(settings)
+    except ConfigError as exc:
+        log.error("Invalid connection settings", error=str(exc))
+        if http:
+            await http.close()
+        return 2
     urls = server_urls(settings.audit_nats_addr)
     redacted = ",".join(redact_url(u) for u in urls)
 
@@ -121,6 +161,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             max_reconnect_attempts=-1,
             reconnect_time_wait=2,
             connect_timeout=5,
+            **options,
         )
     )
     stopping = asyncio.ensure_future(stop.wait())
