@@ -11,7 +11,7 @@ for nats-py.  No Python object is made per message.
 
 include "_core.pxi"
 
-from libc.string cimport memchr, memmove
+from libc.string cimport memchr
 
 __all__ = ["DataPath", "ProtocolViolation"]
 
@@ -107,6 +107,11 @@ cdef class DataPath:
     cdef Formatter fmt
     cdef Writer subjects   # the last feed's subjects, each followed by '\n' (debug only)
     cdef Writer tail       # a frame cut by the end of the last chunk
+    cdef Writer work       # tail + chunk, when a feed had to join them
+    cdef object held       # the chunk, when a feed read it in place
+    cdef const uint8_t **payloads  # the last feed's payloads (valid until the next feed)
+    cdef Py_ssize_t *payload_lens
+    cdef Py_ssize_t cap_payloads
     cdef Writer other      # frames for nats-py
     cdef Writer acks
     cdef Writer replies    # the last feed's replies, each followed by '\n'
@@ -116,6 +121,10 @@ cdef class DataPath:
             raise ValueError(f"unknown layout {layout!r}")
         memset(&self.fmt, 0, sizeof(Formatter))
         memset(&self.tail, 0, sizeof(Writer))
+        memset(&self.work, 0, sizeof(Writer))
+        self.payloads = NULL
+        self.payload_lens = NULL
+        self.cap_payloads = 0
         memset(&self.other, 0, sizeof(Writer))
         memset(&self.acks, 0, sizeof(Writer))
         memset(&self.replies, 0, sizeof(Writer))
@@ -128,6 +137,9 @@ cdef class DataPath:
     def __dealloc__(self):
         release_formatter(&self.fmt)
         w_free(&self.tail)
+        w_free(&self.work)
+        PyMem_Free(self.payloads)
+        PyMem_Free(self.payload_lens)
         w_free(&self.other)
         w_free(&self.acks)
         w_free(&self.replies)
@@ -152,13 +164,19 @@ cdef class DataPath:
         cdef list statuses = []
         cdef object status_line
 
+        if not PyBytes_Check(data):
+            data = bytes(data)  # held until the next feed: it must not change
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
+            self.held = None
             if self.tail.len:
-                w_mem(&self.tail, view.buf, view.len)
-                s = <const uint8_t *>self.tail.buf
-                n = self.tail.len
+                self.work.len = 0
+                w_mem(&self.work, self.tail.buf, self.tail.len)
+                w_mem(&self.work, view.buf, view.len)
+                s = <const uint8_t *>self.work.buf
+                n = self.work.len
             else:
+                self.held = data
                 s = <const uint8_t *>view.buf
                 n = view.len
             self.other.len = 0
@@ -204,6 +222,7 @@ cdef class DataPath:
                         continue
                     body += header_size
                     size -= header_size
+                self._keep_payload(messages, s + body, size)
                 w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start
                       if has_reply else 0)
                 w_byte(&self.replies, b'\n')
@@ -230,21 +249,68 @@ cdef class DataPath:
                                                  args[2].end - args[2].start) > 1:
                     redelivered += 1
             # keep the unfinished frame for the next chunk
+            self.tail.len = 0
             if pos < n:
-                if s == <const uint8_t *>self.tail.buf:
-                    memmove(self.tail.buf, self.tail.buf + pos, n - pos)
-                    self.tail.len = n - pos
-                else:
-                    self.tail.len = 0
-                    w_mem(&self.tail, s + pos, n - pos)
-            else:
-                self.tail.len = 0
+                w_mem(&self.tail, s + pos, n - pos)
             return (PyBytes_FromStringAndSize(self.other.buf, self.other.len),
                     PyBytes_FromStringAndSize(self.fmt.out.buf, self.fmt.out.len),
                     PyBytes_FromStringAndSize(self.acks.buf, self.acks.len),
                     messages, structured, redelivered, statuses)
         finally:
             PyBuffer_Release(&view)
+
+    cdef int _keep_payload(self, Py_ssize_t index, const uint8_t *payload,
+                           Py_ssize_t size) except -1:
+        cdef Py_ssize_t cap
+        if index >= self.cap_payloads:
+            cap = max(64, 2 * self.cap_payloads)
+            self.payloads = <const uint8_t **>PyMem_Realloc(self.payloads,
+                                                            cap * sizeof(const uint8_t *))
+            self.payload_lens = <Py_ssize_t *>PyMem_Realloc(self.payload_lens,
+                                                            cap * sizeof(Py_ssize_t))
+            if self.payloads == NULL or self.payload_lens == NULL:
+                raise MemoryError()
+            self.cap_payloads = cap
+        self.payloads[index] = payload
+        self.payload_lens[index] = size
+        return 0
+
+    def settle_failed(self, long max_deliver, nak_payload, Py_ssize_t excerpt=256):
+        """The last feed could not be written: NAK each message, or TERM the
+        ones at their last delivery.  (frames, [(sequence, delivered, excerpt)])."""
+        cdef Writer w
+        cdef AckMeta meta
+        cdef Py_ssize_t start = 0, i, index = 0
+        cdef bytes nak = bytes(nak_payload)
+        cdef bytes size = str(len(nak)).encode()
+        cdef list termed = []
+        cdef bint last
+        memset(&w, 0, sizeof(Writer))
+        try:
+            for i in range(self.replies.len):
+                if self.replies.buf[i] != b'\n':
+                    continue
+                memset(&meta, 0, sizeof(AckMeta))
+                parse_ack_reply(<const uint8_t *>self.replies.buf + start, i - start, &meta)
+                last = max_deliver > 0 and meta.delivered >= <uint64_t>max_deliver
+                w_mem(&w, b"PUB ", 4)
+                w_mem(&w, self.replies.buf + start, i - start)
+                if last:
+                    w_mem(&w, b" 5\r\n+TERM\r\n", 11)
+                    termed.append((meta.sequence, meta.delivered, PyBytes_FromStringAndSize(
+                        <const char *>self.payloads[index],
+                        min(self.payload_lens[index], excerpt))))
+                else:
+                    w_byte(&w, b' ')
+                    w_mem(&w, PyBytes_AS_STRING(size), len(size))
+                    w_mem(&w, b"\r\n", 2)
+                    w_mem(&w, PyBytes_AS_STRING(nak), len(nak))
+                    w_mem(&w, b"\r\n", 2)
+                start = i + 1
+                index += 1
+            return PyBytes_FromStringAndSize(w.buf, w.len), termed
+        finally:
+            w_free(&w)
 
     cdef tuple _status(self, bytes first_line, const uint8_t *headers, Py_ssize_t n):
         parts = first_line.split(None, 2)

@@ -183,3 +183,28 @@ def test_debug_lines_match_the_python_engine(layout) -> None:
         assert b"Processing JetStream message" in lines
         after = path.processed("1.5ms", NOW)
         assert after.count(b"Message processed and acknowledged") == 2
+
+
+def test_failed_writes_are_nakked_or_terminated_at_the_last_delivery() -> None:
+    stream = (
+        msg(b"e", SID, reply(11, 1), b"first")
+        + msg(b"e", SID, reply(12, 3), b"x" * 300)
+        + msg(b"e", SID, reply(13, 2), b"third")
+    )
+    for module in (pure, compiled):
+        path = module.DataPath(SID, 0)
+        path.feed(stream[:50], NOW)  # the payloads are kept across a split
+        path.feed(stream[50:], NOW)
+        frames, termed = path.settle_failed(3, b'-NAK {"delay":1000000000}')
+        assert frames == (
+            b"PUB "
+            + reply(11, 1)
+            + b' 25\r\n-NAK {"delay":1000000000}\r\n'
+            + b"PUB "
+            + reply(12, 3)
+            + b" 5\r\n+TERM\r\n"
+            + b"PUB "
+            + reply(13, 2)
+            + b' 25\r\n-NAK {"delay":1000000000}\r\n'
+        )
+        assert termed == [(12, 3, b"x" * 256)]

@@ -9,6 +9,7 @@ import pty
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -205,8 +206,10 @@ def test_a_different_consumer_name_is_warned_about(nats_server, tmp_path) -> Non
 
 
 def test_sigterm_mid_stream_loses_and_duplicates_nothing(nats_server, tmp_path, engine) -> None:
-    total = 3000
-    publish(nats_server.url, [("events.s", b'{"id":"m-%d"}' % i) for i in range(total)])
+    """SIGTERM while events keep arriving: the first run logs some, a second
+    run the rest; together every event exactly once."""
+    total = 6000
+    publish(nats_server.url, [])  # the stream
     args = base_args(
         nats_server.url,
         "--log-format=json",
@@ -215,8 +218,15 @@ def test_sigterm_mid_stream_loses_and_duplicates_nothing(nats_server, tmp_path, 
         engine=engine,
     )
     first = Service(tmp_path, args, name="first").start()
-    wait_until(lambda: len(event_lines(first)) >= 300, 30, "300 events")
+    first.wait_for("Starting to listen")
+    publisher = threading.Thread(
+        target=publish,
+        args=(nats_server.url, [("events.s", b'{"id":"m-%d"}' % i) for i in range(total)]),
+    )
+    publisher.start()
+    wait_until(lambda: len(event_lines(first)) >= 200, 30, "200 events")
     assert first.terminate() == 0
+    publisher.join()
     handled_first = len(event_lines(first))
     assert handled_first < total, "the stream was drained before the signal"
     second = Service(tmp_path, args, name="second").start()

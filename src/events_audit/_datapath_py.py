@@ -58,6 +58,7 @@ class DataPath:
         self._tail = b""
         self._replies: list[bytes] = []
         self._subjects: list[bytes] = []
+        self._payloads: list[bytes] = []
 
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
@@ -74,6 +75,7 @@ class DataPath:
         acks: list[bytes] = []
         replies: list[bytes] = []
         subjects: list[bytes] = []
+        payloads: list[bytes] = []
         statuses: list[tuple[int, str, int, int]] = []
         structured = redelivered = 0
         pos = 0
@@ -115,6 +117,7 @@ class DataPath:
                 body = body[header_size:]
             replies.append(reply)
             subjects.append(subject)
+            payloads.append(body)
             acks.append(b"PUB " + reply + b" 0\r\n\r\n")
             meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
             if self.debug:
@@ -128,6 +131,7 @@ class DataPath:
         self._tail = buf[pos:]
         self._replies = replies
         self._subjects = subjects
+        self._payloads = payloads
         return (
             b"".join(other),
             "".join(lines).encode("utf-8", "surrogateescape"),
@@ -177,6 +181,27 @@ class DataPath:
                 )
             )
         return "".join(lines).encode("utf-8", "surrogateescape")
+
+    def settle_failed(
+        self, max_deliver: int, nak_payload: bytes, excerpt: int = 256
+    ) -> tuple[bytes, list[tuple[int, int, bytes]]]:
+        """The last feed could not be written: NAK each message, or TERM the
+        ones at their last delivery.  (frames, [(sequence, delivered, excerpt)])."""
+        frames = []
+        termed = []
+        for reply, payload in zip(self._replies, self._payloads, strict=True):
+            meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) or {
+                "delivered": 0,
+                "sequence": 0,
+            }
+            if max_deliver > 0 and meta["delivered"] >= max_deliver:
+                frames.append(b"PUB " + reply + b" 5\r\n+TERM\r\n")
+                termed.append((meta["sequence"], meta["delivered"], payload[:excerpt]))
+            else:
+                frames.append(
+                    b"PUB " + reply + b" %d\r\n" % len(nak_payload) + nak_payload + b"\r\n"
+                )
+        return b"".join(frames), termed
 
     def frames(self, payload: bytes) -> bytes:
         """A PUB frame with `payload` to each reply of the last feed (NAK, +WPI, +TERM)."""

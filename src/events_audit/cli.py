@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
@@ -120,11 +121,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        sink = Sink(settings.log_output)
+        sink = Sink(settings.log_output, fsync=settings.log_fsync == "batch")
     except SinkError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
-    log = Logger(sink.write, settings.log_level, layout_for(settings, sink))
+
+    def write_service_line(line: bytes) -> None:
+        # The service's own lines must get out even when the log output fails.
+        try:
+            sink.write(line)
+        except SinkError:
+            if sink.target != "stderr":
+                try:
+                    os.write(2, line)
+                except OSError:
+                    pass
+
+    log = Logger(write_service_line, settings.log_level, layout_for(settings, sink))
     try:
         if settings.audit == "nope":
             log.info("Audit is disabled, exiting")

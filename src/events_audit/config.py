@@ -334,6 +334,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
     _opt(
+        "log-fsync",
+        "batch",
+        _choice("batch", "never"),
+        "Logging",
+        "with a file --log-output: fsync each batch before acking it (batch) or not (never)",
+    ),
+    _opt(
         "audit-nats-creds",
         "",
         str,
@@ -390,6 +397,7 @@ class Settings:
     health_addr: str = ":3000"
     log_output: str = "stderr"
     config: str = ""
+    log_fsync: str = "batch"
     audit_nats_creds: str = ""
     audit_nats_nkey: str = ""
     audit_nats_tls_ca: str = ""

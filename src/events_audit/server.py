@@ -108,6 +108,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, sink.request_reopen)  # logrotate
 
     log.info("Starting JetStream events audit server")
     http = None

@@ -1,13 +1,17 @@
 """Where log lines go: stderr (the original's default), stdout or a file.
 
 Writes go straight to the file descriptor with ``os.write`` (no user-space
-buffer), so once ``write`` returns the lines are in the kernel and an ack may
-follow.
+buffer), so once ``write`` returns the lines are in the kernel; for a file,
+``--log-fsync=batch`` (the default) also fsyncs them before any ack.  A file
+is reopened on request (SIGHUP) before the next write, so logrotate can move
+it away.  A failed write to a file is cut back, so no partial line stays
+behind to be glued to the next one.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import sys
 
 
@@ -16,37 +20,68 @@ class SinkError(Exception):
 
 
 class Sink:
-    def __init__(self, target: str = "stderr") -> None:
+    def __init__(self, target: str = "stderr", fsync: bool = True) -> None:
         self.target = target
         self.owns_fd = target not in ("stderr", "stdout")
+        self.fsync = fsync and self.owns_fd
+        self.reopen_requested = False
+        self.fd = -1
         if target == "stderr":
             self.fd = sys.stderr.fileno()
         elif target == "stdout":
             self.fd = sys.stdout.fileno()
         else:
-            try:
-                self.fd = os.open(
-                    target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
-                )
-            except OSError as exc:
-                raise SinkError(f"cannot open log output {target!r}: {exc.strerror}") from None
+            self.fd = self._open()
+        self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+
+    def _open(self) -> int:
+        try:
+            return os.open(
+                self.target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666
+            )
+        except OSError as exc:
+            raise SinkError(f"cannot open log output {self.target!r}: {exc.strerror}") from None
 
     @property
     def is_terminal(self) -> bool:
         """logrus colours text output exactly when it goes to a terminal."""
         return not self.owns_fd and os.isatty(self.fd)
 
+    def request_reopen(self) -> None:
+        """Reopen the file before the next write (SIGHUP; safe in a signal handler)."""
+        self.reopen_requested = self.owns_fd
+
+    def _reopen(self) -> None:
+        self.reopen_requested = False
+        fd = self._open()
+        os.close(self.fd)
+        self.fd = fd
+        self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Write everything or raise SinkError; a partial line never counts."""
+        """Write everything (and fsync a file) or raise SinkError."""
+        if not data:
+            return
+        if self.reopen_requested:
+            self._reopen()
+        size = os.fstat(self.fd).st_size if self.regular else -1
         view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self.fd, view)
-            except InterruptedError:
-                continue
-            except OSError as exc:
-                raise SinkError(f"cannot write to {self.target}: {exc.strerror}") from None
-            view = view[written:]
+        try:
+            while view:
+                try:
+                    written = os.write(self.fd, view)
+                except InterruptedError:
+                    continue
+                view = view[written:]
+            if self.fsync:
+                os.fsync(self.fd)
+        except OSError as exc:
+            if size >= 0 and len(view) < len(data):
+                try:  # no partial line may stay in the file
+                    os.ftruncate(self.fd, size)
+                except OSError:
+                    pass
+            raise SinkError(f"cannot write to {self.target}: {exc.strerror}") from None
 
     def close(self) -> None:
         if self.owns_fd and self.fd >= 0:

@@ -30,12 +30,12 @@ from nats.js import JetStreamContext
 
 from ..config import Settings, format_duration
 from ..datapath import DataPath, ProtocolViolation
+from ..delivery import Delivery
 from ..jetstream import Binding
 from ..logs import Logger
-from ..sink import Sink, SinkError
+from ..sink import Sink
 
 INFLIGHT = 4  # pull requests kept at the server
-WRITE_FAILURE_NAK_DELAY = 5.0
 
 
 def supported(nc: Client) -> bool:
@@ -76,14 +76,16 @@ class FastEngine:
         sink: Sink,
     ) -> None:
         self.nc = nc
+        self.settings = settings
         self.binding = binding
         self.log = log
         self.sink = sink
+        self.delivery = Delivery(sink, log, settings)
         self.batch = settings.audit_pull_max_messages
         self.expires = settings.audit_pull_timeout
-        # The server beats when a request idles this long; it must be shorter
-        # than the request's life.
-        self.heartbeat = min(max(self.expires / 2, 0.1), 5.0)
+        # The server beats when a request idles this long; it must be at most
+        # half the request's life.
+        self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
         prefix = getattr(js, "_prefix", "$JS.API")
         self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{binding.stream}.{binding.durable}"
         self.requests: deque[list[float]] = deque()  # [messages still owed, expiry]
@@ -109,7 +111,7 @@ class FastEngine:
 
     async def _top_up(self) -> None:
         """Keep INFLIGHT requests at the server."""
-        if time.monotonic() < self.paused_until:
+        if time.monotonic() < self.paused_until or self.delivery.paused:
             return
         while len(self.requests) < INFLIGHT and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
@@ -139,8 +141,11 @@ class FastEngine:
             )
             if "Leadership Change" not in description:
                 self.paused_until = time.monotonic() + 0.5  # no tight loop on a refusal
-        else:
+        else:  # 400 Bad Request and the like: the request itself is refused
+            if self.requests:
+                self.requests.popleft()
             self.log.warning("Unexpected pull status", status=code, description=description)
+            self.paused_until = time.monotonic() + 1.0
         await self._top_up()
 
     def on_reconnected(self) -> None:
@@ -163,31 +168,33 @@ class FastEngine:
         if count:
             self._owe_less(count)
             await self._top_up()  # the next batch is asked for before this one is written
-            try:
-                self.sink.write(lines)
-            except SinkError as exc:
-                self.log.error(
-                    "Failed to write log lines, messages will be redelivered",
-                    error=str(exc),
-                    count=count,
-                )
-                nak = b'-NAK {"delay":%d}' % int(WRITE_FAILURE_NAK_DELAY * 1e9)
-                await self.nc._send_command(self.path.frames(nak))
-                await self.nc._flush_pending()
-            else:
+            if await self.delivery.write(lines, self._in_progress):
                 await self.nc._send_command(acks)  # only now: the lines are written
                 await self.nc._flush_pending()
                 if self.path.debug:
                     now = time.time_ns()
-                    self.sink.write(
-                        self.path.processed(format_duration((now - started) / 1e9), now)
+                    await self.delivery.write(
+                        self.path.processed(format_duration((now - started) / 1e9), now),
+                        self._in_progress,
                     )
                 self.messages += count
                 self.structured += structured
                 self.redelivered += redelivered
+            else:
+                frames, termed = self.path.settle_failed(
+                    self.settings.audit_max_deliver, self.delivery.nak_payload()
+                )
+                await self.nc._send_command(frames)
+                await self.nc._flush_pending()
+                for sequence, delivered, excerpt in termed:
+                    self.delivery.terminated(self.binding.stream, sequence, delivered, excerpt)
         for code, description, pending, _ in statuses:
             await self._on_status(code, description, pending)
         return other
+
+    async def _in_progress(self) -> None:
+        await self.nc._send_command(self.path.frames(b"+WPI"))
+        await self.nc._flush_pending()
 
     async def _ignore(self, msg) -> None:  # nats-py's callback: the tap sees the frames first
         return None

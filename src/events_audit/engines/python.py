@@ -11,12 +11,10 @@ from nats.js import JetStreamContext
 
 from ..batch import Renderer
 from ..config import Settings
+from ..delivery import Delivery
 from ..jetstream import Binding
 from ..logs import Logger
-from ..sink import Sink, SinkError
-
-# A batch that could not be written comes back after this long, not at once.
-WRITE_FAILURE_NAK_DELAY = 5.0
+from ..sink import Sink
 
 
 class PythonEngine:
@@ -37,6 +35,7 @@ class PythonEngine:
         self.settings = settings
         self.log = log
         self.sink = sink
+        self.delivery = Delivery(sink, log, settings)
         self.renderer = Renderer(log)
         self.last_pull = time.monotonic()  # when a pull last completed, for readiness
 
@@ -54,7 +53,14 @@ class PythonEngine:
         timeout = self.settings.audit_pull_timeout
         try:
             while not stop.is_set():
-                fetch = asyncio.ensure_future(psub.fetch(batch, timeout=timeout))
+                if self.delivery.paused:  # the log output failed: wait before pulling more
+                    await _sleep_unless(stop, self.delivery.paused_until - time.monotonic())
+                    continue
+                # A heartbeat lets fetch() tell a lost pull from an idle one.
+                heartbeat = min(timeout * 0.4, 5.0) if timeout >= 0.5 else None
+                fetch = asyncio.ensure_future(
+                    psub.fetch(batch, timeout=timeout, heartbeat=heartbeat)
+                )
                 stopped = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
@@ -90,22 +96,27 @@ class PythonEngine:
         subjects = [m.subject for m in msgs]
         replies = [m.reply for m in msgs]
         lines = self.renderer.before_ack(subjects, replies, [m.data for m in msgs], started)
-        try:
-            self.sink.write(lines)
-        except SinkError as exc:
-            self.log.error(
-                "Failed to write log lines, messages will be redelivered",
-                error=str(exc),
-                count=len(msgs),
-            )
+
+        async def in_progress() -> None:
             for m in msgs:
-                await m.nak(delay=WRITE_FAILURE_NAK_DELAY)
+                await m.in_progress()
+
+        if not await self.delivery.write(lines, in_progress):
+            delay = self.delivery.nak_delay()
+            max_deliver = self.settings.audit_max_deliver
+            for m in msgs:
+                meta = m.metadata
+                if max_deliver > 0 and meta.num_delivered >= max_deliver:
+                    await m.term()
+                    self.delivery.terminated(
+                        meta.stream, meta.sequence.stream, meta.num_delivered, m.data
+                    )
+                else:
+                    await m.nak(delay=delay)
             return
         for m in msgs:  # only now: each line is written
             await m.ack()
-        after = self.renderer.after_ack(subjects, replies, started)
-        if after:
-            self.sink.write(after)
+        await self.delivery.write(self.renderer.after_ack(subjects, replies, started), in_progress)
 
     async def _nak_leftovers(self, psub) -> None:
         """NAK what was delivered but not handed out, so it is redelivered now."""

@@ -1,0 +1,85 @@
+"""Writing a batch's lines, and what its messages get for it.
+
+The lines are written (and, for a file, fsynced) in a worker thread while the
+event loop keeps the connection alive; a write that takes longer than a third
+of --audit-ack-wait sends in-progress acks (+WPI) for the batch, so the server
+does not hand it to someone else meanwhile.  Written: the engine acks.  Not
+written: every message is NAKed with a delay that grows with each failure in
+a row (1 s, 2 s, 4 s, ... up to --audit-ack-wait), pulling pauses for that
+long, and a message at its last delivery (--audit-max-deliver) is terminated
+with an error line naming its stream sequence, so no message loops forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from .config import Settings
+from .logs import Logger
+from .sink import Sink, SinkError
+
+EXCERPT_BYTES = 256
+
+
+class Delivery:
+    def __init__(self, sink: Sink, log: Logger, settings: Settings) -> None:
+        self.sink = sink
+        self.log = log
+        self.ack_wait = settings.audit_ack_wait
+        self.max_deliver = settings.audit_max_deliver
+        self.failures = 0  # write failures in a row
+        self.paused_until = 0.0  # no pulling before this (monotonic)
+        self.write_errors = 0
+        self.in_progress = 0
+
+    @property
+    def paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    async def write(self, lines: bytes, keepalive: Callable[[], Awaitable[None]]) -> bool:
+        """Write the lines; True once they are in the log output."""
+        if not lines:
+            return True
+        loop = asyncio.get_running_loop()
+        writing = loop.run_in_executor(None, self.sink.write, lines)
+        while True:
+            done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))
+            if done:
+                break
+            self.in_progress += 1
+            await keepalive()  # still writing: the batch is ours
+        try:
+            writing.result()
+        except SinkError as exc:
+            self.write_errors += 1
+            self.failures += 1
+            delay = self.nak_delay()
+            self.paused_until = time.monotonic() + delay
+            self.log.error(
+                "Failed to write log lines; the messages are NAKed and will be redelivered",
+                error=str(exc),
+                retry_in=f"{delay:g}s",
+            )
+            return False
+        if self.failures:
+            self.log.info("Log output is writable again", failed_writes=self.failures)
+            self.failures = 0
+        return True
+
+    def nak_delay(self) -> float:
+        return min(2.0 ** (self.failures - 1), max(self.ack_wait, 1.0))
+
+    def nak_payload(self) -> bytes:
+        return b'-NAK {"delay":%d}' % int(self.nak_delay() * 1e9)
+
+    def terminated(self, stream: str, sequence: int, delivered: int, excerpt: bytes) -> None:
+        """A message given up on: the line operators need to find it in the stream."""
+        self.log.error(
+            "Message terminated after its last delivery: its line could not be written",
+            stream=stream,
+            sequence=sequence,
+            delivered=delivered,
+            payload_excerpt=excerpt[:EXCERPT_BYTES].decode("utf-8", "surrogateescape"),
+        )
