@@ -104,6 +104,7 @@ cdef class DataPath:
     cdef int layout
     cdef bint events
     cdef readonly bint debug
+    cdef readonly uint64_t max_sequence  # the highest stream sequence of the last feed
     cdef Formatter fmt
     cdef Writer subjects   # the last feed's subjects, each followed by '\n' (debug only)
     cdef Writer tail       # a frame cut by the end of the last chunk
@@ -163,12 +164,14 @@ cdef class DataPath:
         cdef long messages = 0, structured = 0, redelivered = 0
         cdef list statuses = []
         cdef object status_line
+        cdef AckMeta meta
 
         if not PyBytes_Check(data):
             data = bytes(data)  # held until the next feed: it must not change
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             self.held = None
+            self.max_sequence = 0
             if self.tail.len:
                 self.work.len = 0
                 w_mem(&self.work, self.tail.buf, self.tail.len)
@@ -244,10 +247,11 @@ cdef class DataPath:
                         s + args[2].start if has_reply else NULL,
                         args[2].end - args[2].start if has_reply else 0,
                         s + body, size)
-                    redelivered += self.fmt.last_delivered > 1
-                elif has_reply and ack_delivered(s + args[2].start,
-                                                 args[2].end - args[2].start) > 1:
-                    redelivered += 1
+                if has_reply and parse_ack_reply(s + args[2].start, args[2].end - args[2].start,
+                                                 &meta):
+                    redelivered += meta.delivered > 1
+                    if meta.sequence > self.max_sequence:
+                        self.max_sequence = meta.sequence
             # keep the unfinished frame for the next chunk
             self.tail.len = 0
             if pos < n:

@@ -59,6 +59,7 @@ class DataPath:
         self._replies: list[bytes] = []
         self._subjects: list[bytes] = []
         self._payloads: list[bytes] = []
+        self.max_sequence = 0
 
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
@@ -69,6 +70,7 @@ class DataPath:
     ) -> tuple[bytes, bytes, bytes, int, int, int, list[tuple[int, str, int, int]]]:
         """(other frames, lines, acks, messages, structured, redelivered, statuses)."""
         buf = self._tail + bytes(data)
+        self.max_sequence = 0  # the highest stream sequence of this feed
         log_time = local_log_time(now_ns)
         other: list[bytes] = []
         lines: list[str] = []
@@ -126,8 +128,9 @@ class DataPath:
                 line, is_event = format_message(subject, reply, body, log_time, self.layout)
                 lines.append(line)
                 structured += is_event
-            if meta is not None and meta["delivered"] > 1:
-                redelivered += 1
+            if meta is not None:
+                redelivered += meta["delivered"] > 1
+                self.max_sequence = max(self.max_sequence, meta["sequence"])
         self._tail = buf[pos:]
         self._replies = replies
         self._subjects = subjects

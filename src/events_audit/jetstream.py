@@ -130,8 +130,15 @@ def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
     )
 
 
-async def ensure_consumer(js: JetStreamContext, settings: Settings, log: Logger) -> Binding:
-    """A durable pull consumer: reuse a pull one, replace a push one, else create."""
+async def ensure_consumer(
+    js: JetStreamContext, settings: Settings, log: Logger, acked_through: int = 0
+) -> Binding:
+    """A durable pull consumer: reuse a pull one, replace a push one, else create.
+
+    ``acked_through``: when the consumer is recreated under a running service
+    (it was deleted), the stream sequence it had acked up to, so the new
+    consumer starts after it instead of logging the whole stream again.
+    """
     stream = settings.audit_stream_name
     name = consumer_name(settings, log)
     try:
@@ -145,6 +152,18 @@ async def ensure_consumer(js: JetStreamContext, settings: Settings, log: Logger)
     if info is not None:
         log.info("Using existing JetStream consumer", stream=stream, consumer=name, durable=name)
     else:
-        await js.add_consumer(stream, consumer_config(settings, name))
-        log.info("Created JetStream consumer", consumer=name, durable=name, stream=stream)
+        config = consumer_config(settings, name)
+        if acked_through:
+            state = (await js.stream_info(stream)).state
+            if state.last_seq >= acked_through:  # the same stream, not a recreated one
+                config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+                config.opt_start_seq = acked_through + 1
+        await js.add_consumer(stream, config)
+        log.info(
+            "Created JetStream consumer",
+            consumer=name,
+            durable=name,
+            stream=stream,
+            start_sequence=config.opt_start_seq or 1,
+        )
     return Binding(stream=stream, durable=name, subject=settings.audit_topic)

@@ -189,7 +189,14 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         js = nc.jetstream()
         await jetstream.ensure_stream(js, settings, log)
         binding = await jetstream.ensure_consumer(js, settings, log)
+
+        async def repair(acked_through: int) -> None:
+            """Recreate what the service is configured to create, after a deletion."""
+            await jetstream.ensure_stream(js, settings, log)
+            await jetstream.ensure_consumer(js, settings, log, acked_through)
+
         engine = choose_engine(settings, nc, log)(nc, js, binding, settings, log, sink)
+        engine.repair = repair
         await engine.run(stop)
     except (jetstream.SetupError, nats.errors.Error) as exc:
         log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)

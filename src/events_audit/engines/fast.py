@@ -27,6 +27,7 @@ from collections import deque
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from ..config import Settings, format_duration
 from ..datapath import DataPath, ProtocolViolation
@@ -76,6 +77,7 @@ class FastEngine:
         sink: Sink,
     ) -> None:
         self.nc = nc
+        self.js = js
         self.settings = settings
         self.binding = binding
         self.log = log
@@ -94,6 +96,10 @@ class FastEngine:
         self.paused_until = 0.0  # after a refusal (409), ask again only after this
         self.path: DataPath | None = None
         self.inbox = ""
+        self.repair = None  # set by the server: recreate the stream and the consumer
+        self._repairing: asyncio.Task | None = None
+        self.repair_retry_at = 0.0  # when a failed repair is tried again
+        self.acked_through = 0  # the highest stream sequence acked
         self.messages = 0
         self.structured = 0
         self.redelivered = 0
@@ -130,22 +136,47 @@ class FastEngine:
     async def _on_status(self, code: int, description: str, pending: int) -> None:
         if code == 100:
             return  # idle heartbeat: the request is alive
+        if self.requests:
+            self.requests.popleft()  # any other status ends the oldest request
         if code in (404, 408):
-            if self.requests:
-                self.requests.popleft()  # a request ended without (all) messages
-        elif code == 409:
-            if self.requests:
-                self.requests.popleft()
+            pass  # no (more) messages before it expired
+        elif code == 503 or "Consumer Deleted" in description:
+            # no responders: the consumer (or its stream) is gone
             self.log.warning(
-                "Pull request ended by the server", status=code, description=description
+                "The consumer is gone, setting it up again", status=code, description=description
             )
-            if "Leadership Change" not in description:
-                self.paused_until = time.monotonic() + 0.5  # no tight loop on a refusal
-        else:  # 400 Bad Request and the like: the request itself is refused
-            if self.requests:
-                self.requests.popleft()
-            self.log.warning("Unexpected pull status", status=code, description=description)
-            self.paused_until = time.monotonic() + 1.0
+            self._start_repair()
+        elif code == 409 and "Leadership Change" in description:
+            self.log.info("Pull request ended by a leader change", status=code)
+        else:
+            self.log.warning(
+                "Pull request refused by the server", status=code, description=description
+            )
+            self._pause(1.0)  # no tight loop on a refusal
+        await self._top_up()
+
+    def _pause(self, seconds: float) -> None:
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def _start_repair(self) -> None:
+        if self.repair is not None and (self._repairing is None or self._repairing.done()):
+            self._repairing = asyncio.ensure_future(self._repair())
+
+    async def _repair(self) -> None:
+        """The consumer (or its stream) is gone: set it up again, then pull."""
+        self.paused_until = time.monotonic() + 3600  # no pulls meanwhile
+        try:
+            await self.repair(self.acked_through)
+        except Exception as exc:
+            self.log.error(
+                "Cannot set the consumer up again, will retry", error=str(exc) or type(exc).__name__
+            )
+            self.repair_retry_at = time.monotonic() + 2.0
+            return
+        self.repair_retry_at = 0.0
+        self.requests.clear()
+        self.paused_until = 0.0
+        self.last_activity = time.monotonic()
         await self._top_up()
 
     def on_reconnected(self) -> None:
@@ -178,6 +209,7 @@ class FastEngine:
                         self._in_progress,
                     )
                 self.messages += count
+                self.acked_through = max(self.acked_through, self.path.max_sequence)
                 self.structured += structured
                 self.redelivered += redelivered
             else:
@@ -239,7 +271,21 @@ class FastEngine:
             self.log.warning("Pull went silent, re-issuing its requests", silent_s=round(silent, 1))
             self.requests.clear()
             self.last_activity = time.monotonic()
+            if not await self._consumer_exists():
+                self._start_repair()
+                return
+        if self.repair_retry_at and time.monotonic() >= self.repair_retry_at:
+            self._start_repair()  # the last repair failed: try again
         await self._top_up()
+
+    async def _consumer_exists(self) -> bool:
+        try:
+            await self.js.consumer_info(self.binding.stream, self.binding.durable)
+        except NotFoundError:
+            return False
+        except Exception:
+            return True  # cannot tell (timeout, no responders): keep pulling
+        return True
 
     async def _finish(self) -> None:
         """Stop asking; messages of requests still in flight are written and

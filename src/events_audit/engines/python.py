@@ -8,6 +8,7 @@ import time
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from ..batch import Renderer
 from ..config import Settings
@@ -37,6 +38,8 @@ class PythonEngine:
         self.sink = sink
         self.delivery = Delivery(sink, log, settings)
         self.renderer = Renderer(log)
+        self.acked_through = 0  # the highest stream sequence acked
+        self.repair = None  # set by the server: recreate the stream and the consumer
         self.last_pull = time.monotonic()  # when a pull last completed, for readiness
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -80,6 +83,7 @@ class PythonEngine:
                     continue
                 except Exception as exc:  # connection lost, consumer deleted, ...
                     self.log.error("Failed to fetch messages", error=str(exc))
+                    await self._repair_if_gone()
                     await _sleep_unless(stop, 1.0)
                     continue
                 self.last_pull = time.monotonic()
@@ -90,6 +94,22 @@ class PythonEngine:
                 await psub.unsubscribe()
             except Exception:  # the connection may be gone already
                 pass
+
+    async def _repair_if_gone(self) -> None:
+        """Recreate the consumer (and stream) when a deletion broke the pull."""
+        try:
+            await self.js.consumer_info(self.binding.stream, self.binding.durable)
+            return
+        except NotFoundError:
+            pass
+        except Exception:
+            return  # cannot tell now
+        try:
+            await self.repair(self.acked_through)
+        except Exception as exc:
+            self.log.error(
+                "Cannot set the consumer up again, will retry", error=str(exc) or type(exc).__name__
+            )
 
     async def process(self, msgs: list) -> None:
         started = time.time_ns()
@@ -116,6 +136,7 @@ class PythonEngine:
             return
         for m in msgs:  # only now: each line is written
             await m.ack()
+            self.acked_through = max(self.acked_through, m.metadata.sequence.stream)
         await self.delivery.write(self.renderer.after_ack(subjects, replies, started), in_progress)
 
     async def _nak_leftovers(self, psub) -> None:
