@@ -8,6 +8,7 @@ are rendered here in Python (debug output is not the fast path).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 
@@ -79,3 +80,17 @@ class Renderer:
             )
             for subject, reply in zip(subjects, replies, strict=True)
         )
+
+
+# What only the line of a structured event has, per layout: a payload cannot
+# produce it, its quotes and ESC bytes are always escaped.
+_STRUCTURED = (
+    re.compile(rb'"msg":"Received structured event"'),
+    re.compile(rb' msg="Received structured event"'),
+    re.compile(rb"\x1b\[0m\[[^\]\n]*\] Received structured event"),
+)
+
+
+def count_structured(lines: bytes, layout: int) -> int:
+    """How many of the rendered event lines are structured events."""
+    return len(_STRUCTURED[layout].findall(lines))

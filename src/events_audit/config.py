@@ -171,6 +171,13 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
+def _max_deliver(text: str) -> int:
+    value = parse_int(text)
+    if value == 0 or value < -1:
+        raise ValueError(f"{text!r} must be -1 (unlimited) or greater than zero")
+    return value
+
+
 def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def checked(text: str) -> Any:
         value = parse(text)
@@ -292,9 +299,9 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-max-deliver",
         3,
-        _positive(parse_int),
+        _max_deliver,
         "JetStream consumer",
-        "maximum delivery attempts",
+        "maximum delivery attempts (-1: unlimited)",
         "int",
     ),
     _opt(
@@ -333,6 +340,14 @@ OPTIONS: tuple[Option, ...] = (
         "log-output", "stderr", str, "Logging", "where log lines go: stderr, stdout or a file path"
     ),
     _opt("config", "", str, "Service", "YAML file with settings (keys are the flag names)"),
+    _opt(
+        "stats-interval",
+        30.0,
+        _non_negative(parse_duration),
+        "Service",
+        "an info line with rates, totals and lag this often (0 disables)",
+        "duration",
+    ),
     _opt(
         "log-fsync",
         "batch",
@@ -397,6 +412,7 @@ class Settings:
     health_addr: str = ":3000"
     log_output: str = "stderr"
     config: str = ""
+    stats_interval: float = 30.0
     log_fsync: str = "batch"
     audit_nats_creds: str = ""
     audit_nats_nkey: str = ""

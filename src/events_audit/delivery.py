@@ -18,27 +18,27 @@ from collections.abc import Awaitable, Callable
 
 from .config import Settings
 from .logs import Logger
+from .metrics import Metrics
 from .sink import Sink, SinkError
 
 EXCERPT_BYTES = 256
 
 
 class Delivery:
-    def __init__(self, sink: Sink, log: Logger, settings: Settings) -> None:
+    def __init__(self, sink: Sink, log: Logger, settings: Settings, metrics: Metrics) -> None:
+        self.counters = metrics.counters
         self.sink = sink
         self.log = log
         self.ack_wait = settings.audit_ack_wait
         self.max_deliver = settings.audit_max_deliver
         self.failures = 0  # write failures in a row
         self.paused_until = 0.0  # no pulling before this (monotonic)
-        self.write_errors = 0
-        self.in_progress = 0
 
     @property
     def paused(self) -> bool:
         return time.monotonic() < self.paused_until
 
-    async def write(self, lines: bytes, keepalive: Callable[[], Awaitable[None]]) -> bool:
+    async def write(self, lines: bytes, keepalive: Callable[[], Awaitable[int]]) -> bool:
         """Write the lines; True once they are in the log output."""
         if not lines:
             return True
@@ -48,12 +48,11 @@ class Delivery:
             done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))
             if done:
                 break
-            self.in_progress += 1
-            await keepalive()  # still writing: the batch is ours
+            self.counters.in_progress += await keepalive()  # still writing: the batch is ours
         try:
             writing.result()
         except SinkError as exc:
-            self.write_errors += 1
+            self.counters.write_errors += 1
             self.failures += 1
             delay = self.nak_delay()
             self.paused_until = time.monotonic() + delay
@@ -76,6 +75,7 @@ class Delivery:
 
     def terminated(self, stream: str, sequence: int, delivered: int, excerpt: bytes) -> None:
         """A message given up on: the line operators need to find it in the stream."""
+        self.counters.terms += 1
         self.log.error(
             "Message terminated after its last delivery: its line could not be written",
             stream=stream,

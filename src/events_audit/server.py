@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import ssl
@@ -17,10 +18,24 @@ from .engines import fast
 from .engines.python import PythonEngine
 from .http import HttpServer
 from .logs import Logger
+from .metrics import Metrics, poll_consumer, stats_loop
 from .sink import Sink
 
 # How long shutdown may wait for acks to reach a server that may be gone.
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
+
+
+def _async(function):
+    async def handler():
+        return function()
+
+    return handler
+
+
+def _ready(metrics: Metrics) -> tuple[int, str, bytes]:
+    ok, reason = metrics.readiness()
+    body = json.dumps({"Status": "OK" if ok else "Unavailable", "reason": reason}).encode()
+    return (200 if ok else 503), "application/json", body + b"\n"
 
 
 def server_urls(addr: str) -> list[str]:
@@ -111,9 +126,13 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     loop.add_signal_handler(signal.SIGHUP, sink.request_reopen)  # logrotate
 
     log.info("Starting JetStream events audit server")
+    metrics = Metrics()
+    metrics.pull_timeout = settings.audit_pull_timeout
     http = None
     if settings.health_addr:
         http = HttpServer(settings.health_addr)
+        http.routes["/metrics"] = _async(metrics.exposition)
+        http.routes["/ready"] = _async(lambda: _ready(metrics))
         try:
             bound = await http.start()
         except OSError as exc:
@@ -139,12 +158,15 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         log.error("NATS error", url=redacted, error=str(exc) or type(exc).__name__)
 
     async def on_disconnect() -> None:
+        metrics.connected = False
         if not stop.is_set():
             log.warning("Disconnected from NATS")
 
     engine = None
 
     async def on_reconnect() -> None:
+        metrics.connected = True
+        metrics.counters.reconnects += 1
         log.info("Reconnected to NATS", url=redact_url(str(nc.connected_url.geturl())))
         if engine is not None and hasattr(engine, "on_reconnected"):
             engine.on_reconnected()
@@ -183,6 +205,8 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             await http.close()
         return 1
     log.info("Connected to NATS", url=redact_url(nc.connected_url.geturl()))
+    metrics.connected = True
+    background: list[asyncio.Task] = []
 
     code = 0
     try:
@@ -195,13 +219,33 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             await jetstream.ensure_stream(js, settings, log)
             await jetstream.ensure_consumer(js, settings, log, acked_through)
 
-        engine = choose_engine(settings, nc, log)(nc, js, binding, settings, log, sink)
+        engine = choose_engine(settings, nc, log)(nc, js, binding, settings, log, sink, metrics)
         engine.repair = repair
+        metrics.engine = engine.name
+        metrics.consumer_bound = True
+        metrics.pulled()
+        background.append(
+            asyncio.ensure_future(
+                poll_consumer(
+                    metrics,
+                    js,
+                    binding.stream,
+                    binding.durable,
+                    2.0,
+                )
+            )
+        )
+        if settings.stats_interval:
+            background.append(
+                asyncio.ensure_future(stats_loop(metrics, log, settings.stats_interval))
+            )
         await engine.run(stop)
     except (jetstream.SetupError, nats.errors.Error) as exc:
         log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)
         code = 1
     finally:
+        for task in background:
+            task.cancel()
         try:
             await nc.flush(timeout=SHUTDOWN_FLUSH_TIMEOUT)  # the last acks
         except Exception as exc:

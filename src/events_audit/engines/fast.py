@@ -34,6 +34,7 @@ from ..datapath import DataPath, ProtocolViolation
 from ..delivery import Delivery
 from ..jetstream import Binding
 from ..logs import Logger
+from ..metrics import Metrics
 from ..sink import Sink
 
 INFLIGHT = 4  # pull requests kept at the server
@@ -75,6 +76,7 @@ class FastEngine:
         settings: Settings,
         log: Logger,
         sink: Sink,
+        metrics: Metrics,
     ) -> None:
         self.nc = nc
         self.js = js
@@ -82,7 +84,8 @@ class FastEngine:
         self.binding = binding
         self.log = log
         self.sink = sink
-        self.delivery = Delivery(sink, log, settings)
+        self.metrics = metrics
+        self.delivery = Delivery(sink, log, settings, metrics)
         self.batch = settings.audit_pull_max_messages
         self.expires = settings.audit_pull_timeout
         # The server beats when a request idles this long; it must be at most
@@ -100,9 +103,6 @@ class FastEngine:
         self._repairing: asyncio.Task | None = None
         self.repair_retry_at = 0.0  # when a failed repair is tried again
         self.acked_through = 0  # the highest stream sequence acked
-        self.messages = 0
-        self.structured = 0
-        self.redelivered = 0
 
     # -- the pull --------------------------------------------------------------
 
@@ -188,6 +188,7 @@ class FastEngine:
 
     async def on_chunk(self, data: bytes) -> bytes:
         started = time.time_ns()
+        arrived = time.monotonic()
         try:
             other, lines, acks, count, structured, redelivered, statuses = self.path.feed(
                 data, started
@@ -196,6 +197,7 @@ class FastEngine:
             raise nats.errors.ProtocolError from exc
         if count or statuses:
             self.last_activity = time.monotonic()
+            self.metrics.pulled()
         if count:
             self._owe_less(count)
             await self._top_up()  # the next batch is asked for before this one is written
@@ -208,25 +210,26 @@ class FastEngine:
                         self.path.processed(format_duration((now - started) / 1e9), now),
                         self._in_progress,
                     )
-                self.messages += count
                 self.acked_through = max(self.acked_through, self.path.max_sequence)
-                self.structured += structured
-                self.redelivered += redelivered
+                self.metrics.batch_written(count, structured, redelivered, len(lines), arrived)
             else:
                 frames, termed = self.path.settle_failed(
                     self.settings.audit_max_deliver, self.delivery.nak_payload()
                 )
                 await self.nc._send_command(frames)
                 await self.nc._flush_pending()
+                self.metrics.counters.naks += count - len(termed)
                 for sequence, delivered, excerpt in termed:
                     self.delivery.terminated(self.binding.stream, sequence, delivered, excerpt)
         for code, description, pending, _ in statuses:
             await self._on_status(code, description, pending)
         return other
 
-    async def _in_progress(self) -> None:
-        await self.nc._send_command(self.path.frames(b"+WPI"))
+    async def _in_progress(self) -> int:
+        frames = self.path.frames(b"+WPI")
+        await self.nc._send_command(frames)
         await self.nc._flush_pending()
+        return frames.count(b"\r\n+WPI\r\n")
 
     async def _ignore(self, msg) -> None:  # nats-py's callback: the tap sees the frames first
         return None

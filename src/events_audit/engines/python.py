@@ -10,11 +10,12 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from ..batch import Renderer
+from ..batch import Renderer, count_structured
 from ..config import Settings
 from ..delivery import Delivery
 from ..jetstream import Binding
 from ..logs import Logger
+from ..metrics import Metrics
 from ..sink import Sink
 
 
@@ -29,6 +30,7 @@ class PythonEngine:
         settings: Settings,
         log: Logger,
         sink: Sink,
+        metrics: Metrics,
     ) -> None:
         self.nc = nc
         self.js = js
@@ -36,11 +38,11 @@ class PythonEngine:
         self.settings = settings
         self.log = log
         self.sink = sink
-        self.delivery = Delivery(sink, log, settings)
+        self.metrics = metrics
+        self.delivery = Delivery(sink, log, settings, metrics)
         self.renderer = Renderer(log)
         self.acked_through = 0  # the highest stream sequence acked
         self.repair = None  # set by the server: recreate the stream and the consumer
-        self.last_pull = time.monotonic()  # when a pull last completed, for readiness
 
     async def run(self, stop: asyncio.Event) -> None:
         psub = await self.js.pull_subscribe_bind(
@@ -77,7 +79,7 @@ class PythonEngine:
                 try:
                     msgs = fetch.result()
                 except nats.errors.TimeoutError:
-                    self.last_pull = time.monotonic()
+                    self.metrics.pulled()
                     continue
                 except asyncio.CancelledError:
                     continue
@@ -86,7 +88,7 @@ class PythonEngine:
                     await self._repair_if_gone()
                     await _sleep_unless(stop, 1.0)
                     continue
-                self.last_pull = time.monotonic()
+                self.metrics.pulled()
                 await self.process(msgs)
         finally:
             await self._nak_leftovers(psub)
@@ -113,13 +115,15 @@ class PythonEngine:
 
     async def process(self, msgs: list) -> None:
         started = time.time_ns()
+        arrived = time.monotonic()
         subjects = [m.subject for m in msgs]
         replies = [m.reply for m in msgs]
         lines = self.renderer.before_ack(subjects, replies, [m.data for m in msgs], started)
 
-        async def in_progress() -> None:
+        async def in_progress() -> int:
             for m in msgs:
                 await m.in_progress()
+            return len(msgs)
 
         if not await self.delivery.write(lines, in_progress):
             delay = self.delivery.nak_delay()
@@ -133,10 +137,16 @@ class PythonEngine:
                     )
                 else:
                     await m.nak(delay=delay)
+                    self.metrics.counters.naks += 1
             return
+        redelivered = 0
         for m in msgs:  # only now: each line is written
             await m.ack()
-            self.acked_through = max(self.acked_through, m.metadata.sequence.stream)
+            meta = m.metadata
+            self.acked_through = max(self.acked_through, meta.sequence.stream)
+            redelivered += meta.num_delivered > 1
+        structured = count_structured(lines, self.log.layout)
+        self.metrics.batch_written(len(msgs), structured, redelivered, len(lines), arrived)
         await self.delivery.write(self.renderer.after_ack(subjects, replies, started), in_progress)
 
     async def _nak_leftovers(self, psub) -> None:

@@ -1,0 +1,196 @@
+"""What operators watch: counters, /metrics, /ready and the stats line.
+
+The engines add to plain integer counters once per batch (never per
+message); /metrics reads them at scrape time through a collector, and the
+stats line every --stats-interval is built from the same numbers.  Consumer
+lag comes from consumer info, polled in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import time
+from dataclasses import dataclass, fields
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from . import __version__
+
+PREFIX = "events_audit_"
+
+
+@dataclass
+class Counters:
+    structured: int = 0  # events logged as structured
+    raw: int = 0  # events logged as raw
+    acks: int = 0
+    naks: int = 0
+    terms: int = 0
+    in_progress: int = 0  # +WPI sent for messages whose batch was still being written
+    redelivered: int = 0  # messages seen with a delivery count above 1
+    bytes_written: int = 0
+    write_errors: int = 0
+    reconnects: int = 0
+
+
+_HELP = {
+    "acks": "Messages acknowledged after their line was written",
+    "naks": "Messages negatively acknowledged (their line could not be written)",
+    "terms": "Messages terminated at their last delivery",
+    "in_progress": "In-progress acks sent while a batch was being written",
+    "redelivered": "Messages received with a delivery count above 1",
+    "bytes_written": "Bytes of log lines written",
+    "write_errors": "Failed writes to the log output",
+    "reconnects": "Reconnections to NATS",
+}
+
+
+class Metrics:
+    def __init__(self, engine: str = "") -> None:
+        self.counters = Counters()
+        self.engine = engine
+        self.connected = False
+        self.consumer_bound = False
+        self.num_pending: int | None = None  # consumer lag, from consumer info
+        self.num_ack_pending: int | None = None
+        self.last_pull = 0.0  # monotonic time of the last completed pull cycle
+        self.pull_timeout = 5.0
+        self.registry = CollectorRegistry()
+        self.batch_size = Histogram(
+            PREFIX + "batch_size",
+            "Messages per written batch",
+            registry=self.registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+        )
+        self.batch_latency = Histogram(
+            PREFIX + "batch_seconds",
+            "Time from receiving a batch to acking it",
+            registry=self.registry,
+            buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
+        )
+        self.registry.register(self)
+
+    # -- updates from the engines (once per batch) ---------------------------
+
+    def batch_written(
+        self, count: int, structured: int, redelivered: int, size: int, started: float
+    ) -> None:
+        c = self.counters
+        c.structured += structured
+        c.raw += count - structured
+        c.acks += count
+        c.redelivered += redelivered
+        c.bytes_written += size
+        self.batch_size.observe(count)
+        self.batch_latency.observe(time.monotonic() - started)
+
+    def pulled(self) -> None:
+        self.last_pull = time.monotonic()
+
+    # -- readiness -----------------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        if not self.connected:
+            return False, "not connected to NATS"
+        if not self.consumer_bound:
+            return False, "consumer not bound yet"
+        silent = time.monotonic() - self.last_pull
+        if silent > 3 * self.pull_timeout + 1:
+            return False, f"no pull cycle completed for {silent:.0f}s"
+        return True, "ready"
+
+    # -- prometheus ------------------------------------------------------------------
+
+    def collect(self):
+        c = self.counters
+        events = CounterMetricFamily(PREFIX + "events", "Events logged, by kind", labels=["kind"])
+        events.add_metric(["structured"], c.structured)
+        events.add_metric(["raw"], c.raw)
+        yield events
+        for field in fields(Counters):
+            if field.name in _HELP:
+                yield CounterMetricFamily(
+                    PREFIX + field.name, _HELP[field.name], value=getattr(c, field.name)
+                )
+        if self.num_pending is not None:
+            yield GaugeMetricFamily(
+                PREFIX + "consumer_num_pending",
+                "Messages not yet delivered to the consumer (lag)",
+                value=self.num_pending,
+            )
+            yield GaugeMetricFamily(
+                PREFIX + "consumer_num_ack_pending",
+                "Messages delivered and not yet acknowledged",
+                value=self.num_ack_pending,
+            )
+        yield GaugeMetricFamily(
+            PREFIX + "connected", "1 when connected to NATS", value=int(self.connected)
+        )
+        yield GaugeMetricFamily(
+            PREFIX + "ready", "1 when /ready answers 200", value=int(self.readiness()[0])
+        )
+        yield InfoMetricFamily(
+            PREFIX + "build",
+            "Version and data path",
+            value={
+                "version": __version__,
+                "engine": self.engine,
+                "python": platform.python_version(),
+            },
+        )
+
+    def exposition(self) -> tuple[int, str, bytes]:
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+    # -- the stats line ------------------------------------------------------------
+
+    def stats_fields(self, previous: Counters, seconds: float) -> dict:
+        c = self.counters
+        events = c.structured + c.raw
+        before = previous.structured + previous.raw
+        result = {
+            "stats_interval_s": round(seconds, 3),
+            "stats_events": events,
+            "stats_events_per_s": round((events - before) / seconds, 1) if seconds else 0.0,
+            "stats_structured": c.structured,
+            "stats_raw": c.raw,
+            "stats_acks": c.acks,
+            "stats_naks": c.naks,
+            "stats_terms": c.terms,
+            "stats_redelivered": c.redelivered,
+            "stats_write_errors": c.write_errors,
+            "stats_bytes_written": c.bytes_written,
+        }
+        if self.num_pending is not None:
+            result["stats_lag"] = self.num_pending
+            result["stats_ack_pending"] = self.num_ack_pending
+        return result
+
+
+async def poll_consumer(metrics: Metrics, js, stream: str, durable: str, interval: float) -> None:
+    """Keep num_pending / num_ack_pending fresh (runs until cancelled)."""
+    while True:
+        try:
+            info = await js.consumer_info(stream, durable, timeout=2)
+            metrics.num_pending = info.num_pending
+            metrics.num_ack_pending = info.num_ack_pending
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            pass  # not reachable now; the last values stay
+        await asyncio.sleep(interval)
+
+
+async def stats_loop(metrics: Metrics, log, interval: float) -> None:
+    """One info line every interval with rates since the last one."""
+    previous = Counters(**vars(metrics.counters))
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(interval)
+        now = time.monotonic()
+        log.info("Audit stats", **metrics.stats_fields(previous, now - last))
+        previous = Counters(**vars(metrics.counters))
+        last = now
