@@ -38,6 +38,10 @@ class Binding:
     stream: str
     durable: str
     subject: str
+    # the consumer's limits on pull requests (0: none)
+    max_request_batch: int = 0
+    max_request_expires: float = 0.0
+    max_request_max_bytes: int = 0
 
 
 def consumer_name(settings: Settings, log: Logger) -> str:
@@ -158,7 +162,7 @@ async def ensure_consumer(
             if state.last_seq >= acked_through:  # the same stream, not a recreated one
                 config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
                 config.opt_start_seq = acked_through + 1
-        await js.add_consumer(stream, config)
+        info = await js.add_consumer(stream, config)
         log.info(
             "Created JetStream consumer",
             consumer=name,
@@ -166,4 +170,13 @@ async def ensure_consumer(
             stream=stream,
             start_sequence=config.opt_start_seq or 1,
         )
-    return Binding(stream=stream, durable=name, subject=settings.audit_topic)
+    have = info.config
+    return Binding(
+        stream=stream,
+        durable=name,
+        subject=settings.audit_topic,
+        # (not every nats-py release knows these settings)
+        max_request_batch=getattr(have, "max_request_batch", None) or 0,
+        max_request_expires=getattr(have, "max_request_expires", None) or 0.0,
+        max_request_max_bytes=getattr(have, "max_request_max_bytes", None) or 0,
+    )

@@ -57,7 +57,13 @@ class _Tap:
         self.inner.reset()
 
     async def parse(self, data: bytes = b"") -> None:
-        other = await self.engine.on_chunk(data)
+        try:
+            other = await self.engine.on_chunk(data)
+        except nats.errors.ProtocolError:
+            raise
+        except Exception as exc:  # reconnecting resets the state; unacked ones come back
+            self.engine.log.error("Data path failed, reconnecting", error=repr(exc))
+            raise nats.errors.ProtocolError from exc
         if other:
             await self.inner.parse(other)
 
@@ -86,8 +92,9 @@ class FastEngine:
         self.sink = sink
         self.metrics = metrics
         self.delivery = Delivery(sink, log, settings, metrics)
-        self.batch = settings.audit_pull_max_messages
-        self.expires = settings.audit_pull_timeout
+        # within the consumer's own limits on pull requests, if it has any
+        self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
+        self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
@@ -107,13 +114,14 @@ class FastEngine:
     # -- the pull --------------------------------------------------------------
 
     def _request_payload(self) -> bytes:
-        return json.dumps(
-            {
-                "batch": self.batch,
-                "expires": int(self.expires * 1e9),
-                "idle_heartbeat": int(self.heartbeat * 1e9),
-            }
-        ).encode()
+        request = {
+            "batch": self.batch,
+            "expires": int(self.expires * 1e9),
+            "idle_heartbeat": int(self.heartbeat * 1e9),
+        }
+        if self.binding.max_request_max_bytes:  # the consumer demands a byte limit
+            request["max_bytes"] = self.binding.max_request_max_bytes
+        return json.dumps(request).encode()
 
     async def _top_up(self) -> None:
         """Keep INFLIGHT requests at the server."""
