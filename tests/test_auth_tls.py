@@ -16,10 +16,12 @@ import json
 import os
 import secrets
 import ssl
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats
 import nkeys
 import pytest
 from cryptography import x509
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from servers import NatsServer, Service, publish, wait_all_acked
+from servers import NatsServer, Service, publish, run_async, wait_all_acked, wait_until
 from test_service import base_args, event_lines
 
 EVENTS = 5
@@ -42,7 +44,9 @@ class Setup:
     client_options: dict = field(default_factory=dict)
     scheme: str = "nats"
     userinfo: str = ""  # "user:password" or "token", put before "@" in the URL
-    secrets: list[str] = field(default_factory=list)  # must never be in the service output
+    hidden: list[str] = field(default_factory=list)  # secrets: never in the service output
+    # What a client without the credentials connects with (the TLS set-up: the CA only).
+    anonymous_options: dict = field(default_factory=dict)
 
     def url(self, server: NatsServer, userinfo: str | None = None) -> str:
         userinfo = self.userinfo if userinfo is None else userinfo
@@ -141,7 +145,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 def make_pki(directory: Path) -> dict[str, Path]:
     """A private CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("events-audit test CA")
     ca_cert = (
@@ -215,15 +219,13 @@ def user_password_setup(tmp_path: Path) -> Setup:
     return Setup(
         config=f'authorization {{ user: "auditor", password: "{password}" }}\n',
         userinfo=f"auditor:{password}",
-        secrets=[password],
+        hidden=[password],
     )
 
 
 def token_setup(tmp_path: Path) -> Setup:
     token = secrets.token_hex(16)
-    return Setup(
-        config=f'authorization {{ token: "{token}" }}\n', userinfo=token, secrets=[token]
-    )
+    return Setup(config=f'authorization {{ token: "{token}" }}\n', userinfo=token, hidden=[token])
 
 
 def nkey_setup(tmp_path: Path) -> Setup:
@@ -234,7 +236,7 @@ def nkey_setup(tmp_path: Path) -> Setup:
         config=f'authorization {{ users: [ {{ nkey: "{public(kp)}" }} ] }}\n',
         service_flags=[f"--audit-nats-nkey={seed_file}"],
         client_options={"nkeys_seed": str(seed_file)},
-        secrets=[seed],
+        hidden=[seed],
     )
 
 
@@ -289,7 +291,7 @@ def jwt_setup(tmp_path: Path) -> Setup:
         config=config,
         service_flags=[f"--audit-nats-creds={creds}"],
         client_options={"user_credentials": str(creds)},
-        secrets=[user_seed, user_jwt, account_seed, operator_seed],
+        hidden=[user_seed, user_jwt, account_seed, operator_seed],
     )
 
 
@@ -306,6 +308,7 @@ def tls_setup(tmp_path: Path) -> Setup:
     )
     context = ssl.create_default_context(cafile=str(pki["ca"]))
     context.load_cert_chain(str(pki["client_cert"]), str(pki["client_key"]))
+    no_client_cert = ssl.create_default_context(cafile=str(pki["ca"]))
     return Setup(
         config=config,
         scheme="tls",
@@ -315,6 +318,7 @@ def tls_setup(tmp_path: Path) -> Setup:
             f"--audit-nats-tls-key={pki['client_key']}",
         ],
         client_options={"tls": context},
+        anonymous_options={"tls": no_client_cert},
     )
 
 
@@ -337,10 +341,29 @@ def start_server(tmp_path: Path, setup: Setup) -> NatsServer:
         raise AssertionError(f"nats-server did not start:\n{log[-3000:]}") from None
 
 
+async def _connect_once(url: str, options: dict) -> None:
+    async def quiet(exc: Exception) -> None:
+        pass
+
+    nc = await nats.connect(
+        url, allow_reconnect=False, connect_timeout=3, error_cb=quiet, **options
+    )
+    try:
+        await nc.flush(timeout=3)
+    finally:
+        await nc.close()
+
+
+def assert_rejected(server: NatsServer, setup: Setup) -> None:
+    """The set-up really is secured: a client without the credentials is turned away."""
+    with pytest.raises((nats.errors.Error, OSError, TimeoutError)):
+        run_async(_connect_once(setup.url(server, userinfo=""), setup.anonymous_options))
+
+
 def assert_no_secrets(svc: Service, setup: Setup, *more: str) -> None:
     output = svc.output()
-    for secret in [*setup.secrets, *more]:
-        assert secret not in output, "a secret is in the service output"
+    for index, secret in enumerate([*setup.hidden, *more]):
+        assert secret not in output, f"secret #{index} is in the service output"
 
 
 # --- The tests -----------------------------------------------------------------------------
@@ -351,6 +374,7 @@ def test_events_flow_through_a_secured_server(tmp_path, kind, engine) -> None:
     setup = SETUPS[kind](tmp_path)
     server = start_server(tmp_path, setup)
     try:
+        assert_rejected(server, setup)
         url = setup.url(server)
         events = [("events.auth", b'{"id":"%s-%d"}' % (kind.encode(), i)) for i in range(EVENTS)]
         publish(url, events, **setup.client_options)
@@ -374,15 +398,21 @@ def test_events_flow_through_a_secured_server(tmp_path, kind, engine) -> None:
         assert "***@127.0.0.1" in svc.output()
 
 
-def test_a_wrong_password_is_retried_and_not_logged(tmp_path) -> None:
-    setup = user_password_setup(tmp_path)
+@pytest.mark.parametrize("kind", ["user-password", "token"])
+def test_wrong_credentials_are_retried_and_not_logged(tmp_path, kind) -> None:
+    """Refused, the service logs "NATS error" with the redacted URL every 2 s until stopped."""
+    setup = SETUPS[kind](tmp_path)
     server = start_server(tmp_path, setup)
     wrong = secrets.token_hex(16)
+    userinfo, redacted = {
+        "user-password": (f"auditor:{wrong}", "auditor:***"),
+        "token": (wrong, "***"),
+    }[kind]
     try:
-        url = setup.url(server, userinfo=f"auditor:{wrong}")
-        svc = Service(tmp_path, base_args(url, "--log-format=json", "--log-level=info")).start()
+        url = setup.url(server, userinfo=userinfo)
+        svc = Service(tmp_path, base_args(url, "--log-format=json", "--log-level=debug")).start()
         try:
-            svc.wait_for("NATS error")
+            wait_until(lambda: svc.count("Authorization Violation") >= 2, 10, "a second attempt")
             assert svc.proc.poll() is None  # still retrying
             assert svc.terminate() == 0
         finally:
@@ -392,39 +422,79 @@ def test_a_wrong_password_is_retried_and_not_logged(tmp_path) -> None:
     output = svc.output()
     assert_no_secrets(svc, setup, wrong)
     errors = [json.loads(line) for line in svc.lines() if "NATS error" in line]
-    assert errors and all(e["url"] == f"nats://auditor:***@127.0.0.1:{server.port}" for e in errors)
-    assert "authorization" in output.lower()
+    assert errors and all(e["url"] == f"nats://{redacted}@127.0.0.1:{server.port}" for e in errors)
+    # Each refusal may be followed by a "Connection reset by peer" from the read loop.
+    assert sum("Authorization Violation" in e["error"] for e in errors) >= 2
     assert "Connected to NATS" not in output
+    assert "JetStream events audit server stopped" in svc.lines()[-1]
 
 
-def _bad_files(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
-    """Flags that cannot work, and what the error must name."""
-    missing = str(tmp_path / "missing.creds")
-    garbage = tmp_path / "garbage.pem"
-    garbage.write_text("not a certificate\n")
+def _bad_files(tmp_path: Path) -> tuple[dict[str, tuple[list[str], str]], str]:
+    """Flags that cannot work with the flag the error must name; the seed in them."""
+    missing = str(tmp_path / "missing.file")
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("not a certificate, a seed nor a JWT\n")
+    seed_only = tmp_path / "seed-only.creds"
+    seed, _ = new_nkey(nkeys.PREFIX_BYTE_USER)
+    seed_only.write_text(creds_text("JWT", seed).replace("NATS USER JWT", "NATS USER XYZ"))
     return {
         "missing-creds": ([f"--audit-nats-creds={missing}"], "--audit-nats-creds"),
         "missing-nkey": ([f"--audit-nats-nkey={missing}"], "--audit-nats-nkey"),
         "missing-tls-ca": ([f"--audit-nats-tls-ca={missing}"], "--audit-nats-tls-ca"),
-        "garbage-tls-ca": ([f"--audit-nats-tls-ca={garbage}"], "TLS"),
+        "missing-tls-key": (
+            [f"--audit-nats-tls-cert={garbage}", f"--audit-nats-tls-key={missing}"],
+            "--audit-nats-tls-key",
+        ),
         "cert-without-key": ([f"--audit-nats-tls-cert={garbage}"], "--audit-nats-tls-key"),
-    }
+        "garbage-tls-ca": ([f"--audit-nats-tls-ca={garbage}"], "TLS files"),
+        "creds-and-nkey": (
+            [f"--audit-nats-creds={garbage}", f"--audit-nats-nkey={garbage}"],
+            "--audit-nats-creds and --audit-nats-nkey",
+        ),
+        "garbage-creds": ([f"--audit-nats-creds={garbage}"], "--audit-nats-creds"),
+        "creds-without-jwt": ([f"--audit-nats-creds={seed_only}"], "--audit-nats-creds"),
+        "garbage-nkey": ([f"--audit-nats-nkey={garbage}"], "--audit-nats-nkey"),
+    }, seed
 
 
 @pytest.mark.parametrize(
     "case",
-    ["missing-creds", "missing-nkey", "missing-tls-ca", "garbage-tls-ca", "cert-without-key"],
+    [
+        "missing-creds",
+        "missing-nkey",
+        "missing-tls-ca",
+        "missing-tls-key",
+        "cert-without-key",
+        "garbage-tls-ca",
+        "creds-and-nkey",
+        "garbage-creds",
+        "creds-without-jwt",
+        "garbage-nkey",
+    ],
 )
-def test_bad_credential_files_are_a_clear_error(nats_server, tmp_path, case) -> None:
-    flags, named = _bad_files(tmp_path)[case]
-    svc = Service(tmp_path, base_args(nats_server.url, "--log-format=json", *flags)).start()
+def test_bad_credential_files_are_a_clear_error(tmp_path, case) -> None:
+    """The service exits 2 at once with one error line naming the flag.
+
+    The server requires JWT auth, so a file that is not checked up front is
+    actually used (and an unchecked one makes the service retry rather than exit).
+    """
+    setup = jwt_setup(tmp_path)
+    server = start_server(tmp_path, setup)
+    cases, seed = _bad_files(tmp_path)
+    flags, named = cases[case]
+    svc = Service(tmp_path, base_args(setup.url(server), "--log-format=json", *flags)).start()
     try:
-        code = svc.proc.wait(timeout=15)
+        code = svc.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        code = None
     finally:
         svc.stop()
-    assert code == 2, svc.output()[-3000:]
-    errors = [line for line in svc.output().splitlines() if "Invalid connection settings" in line]
-    assert len(errors) == 1, svc.output()[-3000:]
+        server.stop()
+    output = svc.output()
+    assert code == 2, output[-3000:]
+    errors = [line for line in output.splitlines() if "Invalid connection settings" in line]
+    assert len(errors) == 1, output[-3000:]
     assert named in json.loads(errors[0])["error"]
-    assert "Traceback" not in svc.output()
-    assert "Connected to NATS" not in svc.output()
+    assert "Traceback" not in output
+    assert "Connected to NATS" not in output
+    assert_no_secrets(svc, setup, seed)

@@ -155,6 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(settings: Settings, log: Logger, sink: Sink) -> int:
+    import logging
+
     from . import server
+
+    # asyncio's own chatter (e.g. about TLS EOF) would bypass the log format.
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
     return await server.run(settings, log, sink)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import ssl
 from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
+import nkeys
 
 from . import jetstream
 from .config import ConfigError, Settings
@@ -62,6 +64,33 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
 
 
+_CREDS_BLOCK = re.compile(r"-+BEGIN (NATS USER JWT|USER NKEY SEED)-+\r?\n(\S+)\r?\n")
+
+
+def _check_seed(flag: str, path: str, seed: str) -> None:
+    try:
+        nkeys.from_seed(bytearray(seed.strip().encode()))
+    except Exception:
+        raise ConfigError(f"{flag}: {path!r} holds no valid NKey seed") from None
+
+
+def _check_key_files(settings: Settings) -> None:
+    """nats-py reads these files only while connecting, and a malformed one
+    fails there badly (a .creds file without a JWT block even hangs it)."""
+    if settings.audit_nats_nkey:
+        with open(settings.audit_nats_nkey, encoding="ascii", errors="replace") as handle:
+            _check_seed("--audit-nats-nkey", settings.audit_nats_nkey, handle.read())
+    if settings.audit_nats_creds:
+        with open(settings.audit_nats_creds, encoding="ascii", errors="replace") as handle:
+            blocks = dict(_CREDS_BLOCK.findall(handle.read()))
+        if "NATS USER JWT" not in blocks or "USER NKEY SEED" not in blocks:
+            raise ConfigError(
+                f"--audit-nats-creds: {settings.audit_nats_creds!r} is not a .creds file "
+                "(no BEGIN NATS USER JWT / BEGIN USER NKEY SEED block)"
+            )
+        _check_seed("--audit-nats-creds", settings.audit_nats_creds, blocks["USER NKEY SEED"])
+
+
 def connection_options(settings: Settings) -> dict:
     """Credentials and TLS for nats-py; user:password and tokens come in the URL."""
     options: dict = {}
@@ -76,6 +105,7 @@ def connection_options(settings: Settings) -> dict:
             raise ConfigError(f"{flag}: cannot read {path!r}")
     if settings.audit_nats_creds and settings.audit_nats_nkey:
         raise ConfigError("--audit-nats-creds and --audit-nats-nkey exclude each other")
+    _check_key_files(settings)
     if settings.audit_nats_creds:
         options["user_credentials"] = settings.audit_nats_creds
     if settings.audit_nats_nkey:
