@@ -3,6 +3,8 @@
 Same names as the pure twin ``events_audit._datapath_py``.
 """
 
+from typing import Self
+
 from typing_extensions import Buffer
 
 __all__ = ["DataPath", "ProtocolViolation"]
@@ -21,7 +23,8 @@ class DataPath:
     def max_sequence(self) -> int:
         """The highest stream sequence of the last feed."""
 
-    def __init__(self, sid: int, layout: int, events: bool = True, debug: bool = False) -> None: ...
+    # Cython's __cinit__: the arguments go to __new__ (the runtime __init__ is object's).
+    def __new__(cls, sid: int, layout: int, events: bool = True, debug: bool = False) -> Self: ...
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
 

@@ -38,10 +38,19 @@ class Binding:
     stream: str
     durable: str
     subject: str
+    stream_created: object = None  # tells a recreated stream from the old one
     # the consumer's limits on pull requests (0: none)
     max_request_batch: int = 0
     max_request_expires: float = 0.0
     max_request_max_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a consumer recreated under a running service picks up."""
+
+    stream_created: object  # the stream the service was bound to
+    acked_through: int  # the highest stream sequence it acked
 
 
 def consumer_name(settings: Settings, log: Logger) -> str:
@@ -135,13 +144,14 @@ def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
 
 
 async def ensure_consumer(
-    js: JetStreamContext, settings: Settings, log: Logger, acked_through: int = 0
+    js: JetStreamContext, settings: Settings, log: Logger, resume: Resume | None = None
 ) -> Binding:
     """A durable pull consumer: reuse a pull one, replace a push one, else create.
 
-    ``acked_through``: when the consumer is recreated under a running service
-    (it was deleted), the stream sequence it had acked up to, so the new
-    consumer starts after it instead of logging the whole stream again.
+    ``resume``: the consumer is recreated under a running service (it was
+    deleted); if its stream is the one the service was bound to, the new
+    consumer starts after the last acked sequence instead of logging the whole
+    stream again.  A recreated stream (another creation time) starts at 1.
     """
     stream = settings.audit_stream_name
     name = consumer_name(settings, log)
@@ -155,13 +165,16 @@ async def ensure_consumer(
         info = None
     if info is not None:
         log.info("Using existing JetStream consumer", stream=stream, consumer=name, durable=name)
-    else:
+    stream_info = await js.stream_info(stream)
+    if info is None:
         config = consumer_config(settings, name)
-        if acked_through:
-            state = (await js.stream_info(stream)).state
-            if state.last_seq >= acked_through:  # the same stream, not a recreated one
-                config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-                config.opt_start_seq = acked_through + 1
+        if (
+            resume is not None
+            and resume.acked_through
+            and resume.stream_created == stream_info.created
+        ):
+            config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+            config.opt_start_seq = resume.acked_through + 1
         info = await js.add_consumer(stream, config)
         log.info(
             "Created JetStream consumer",
@@ -175,6 +188,7 @@ async def ensure_consumer(
         stream=stream,
         durable=name,
         subject=settings.audit_topic,
+        stream_created=stream_info.created,
         # (not every nats-py release knows these settings)
         max_request_batch=getattr(have, "max_request_batch", None) or 0,
         max_request_expires=getattr(have, "max_request_expires", None) or 0.0,

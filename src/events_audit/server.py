@@ -244,13 +244,14 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         await jetstream.ensure_stream(js, settings, log)
         binding = await jetstream.ensure_consumer(js, settings, log)
 
-        async def repair(acked_through: int) -> None:
+        async def set_up(resume: jetstream.Resume) -> jetstream.Binding:
             """Recreate what the service is configured to create, after a deletion."""
             await jetstream.ensure_stream(js, settings, log)
-            await jetstream.ensure_consumer(js, settings, log, acked_through)
+            return await jetstream.ensure_consumer(js, settings, log, resume)
 
-        engine = choose_engine(settings, nc, log)(nc, js, binding, settings, log, sink, metrics)
-        engine.repair = repair
+        engine = choose_engine(settings, nc, log)(
+            nc, js, binding, settings, log, sink, metrics, set_up
+        )
         metrics.engine = engine.name
         metrics.consumer_bound = True
         metrics.pulled()

@@ -26,16 +26,11 @@ from collections import deque
 
 import nats.errors
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from ..config import Settings, format_duration
+from ..config import format_duration
 from ..datapath import DataPath, ProtocolViolation
-from ..delivery import Delivery
-from ..jetstream import Binding
-from ..logs import Logger
-from ..metrics import Metrics
-from ..sink import Sink
+from .base import Engine
 
 INFLIGHT = 4  # pull requests kept at the server
 
@@ -71,45 +66,28 @@ class _Tap:
         return getattr(self.inner, name)
 
 
-class FastEngine:
+class FastEngine(Engine):
     name = "fast"
 
-    def __init__(
-        self,
-        nc: Client,
-        js: JetStreamContext,
-        binding: Binding,
-        settings: Settings,
-        log: Logger,
-        sink: Sink,
-        metrics: Metrics,
-    ) -> None:
-        self.nc = nc
-        self.js = js
-        self.settings = settings
-        self.binding = binding
-        self.log = log
-        self.sink = sink
-        self.metrics = metrics
-        self.delivery = Delivery(sink, log, settings, metrics)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        binding, settings = self.binding, self.settings
         # within the consumer's own limits on pull requests, if it has any
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
-        prefix = getattr(js, "_prefix", "$JS.API")
+        prefix = getattr(self.js, "_prefix", "$JS.API")
         self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{binding.stream}.{binding.durable}"
         self.requests: deque[list[float]] = deque()  # [messages still owed, expiry]
         self.last_activity = time.monotonic()  # a message or a status: the pull is alive
         self.stopping = False
-        self.paused_until = 0.0  # after a refusal (409), ask again only after this
+        self.paused_until = 0.0  # after a refusal, ask again only after this
         self.path: DataPath | None = None
         self.inbox = ""
-        self.repair = None  # set by the server: recreate the stream and the consumer
         self._repairing: asyncio.Task | None = None
         self.repair_retry_at = 0.0  # when a failed repair is tried again
-        self.acked_through = 0  # the highest stream sequence acked
 
     # -- the pull --------------------------------------------------------------
 
@@ -150,9 +128,12 @@ class FastEngine:
             pass  # no (more) messages before it expired
         elif code == 503 or "Consumer Deleted" in description:
             # no responders: the consumer (or its stream) is gone
-            self.log.warning(
-                "The consumer is gone, setting it up again", status=code, description=description
-            )
+            if self._repairing is None or self._repairing.done():
+                self.log.warning(
+                    "The consumer is gone, setting it up again",
+                    status=code,
+                    description=description,
+                )
             self._start_repair()
         elif code == 409 and "Leadership Change" in description:
             self.log.info("Pull request ended by a leader change", status=code)
@@ -167,14 +148,14 @@ class FastEngine:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
 
     def _start_repair(self) -> None:
-        if self.repair is not None and (self._repairing is None or self._repairing.done()):
+        if self.set_up is not None and (self._repairing is None or self._repairing.done()):
             self._repairing = asyncio.ensure_future(self._repair())
 
     async def _repair(self) -> None:
         """The consumer (or its stream) is gone: set it up again, then pull."""
         self.paused_until = time.monotonic() + 3600  # no pulls meanwhile
         try:
-            await self.repair(self.acked_through)
+            await self.set_up_again()
         except Exception as exc:
             self.log.error(
                 "Cannot set the consumer up again, will retry", error=str(exc) or type(exc).__name__

@@ -6,43 +6,18 @@ import asyncio
 import time
 
 import nats.errors
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from ..batch import Renderer, count_structured
-from ..config import Settings
-from ..delivery import Delivery
-from ..jetstream import Binding
-from ..logs import Logger
-from ..metrics import Metrics
-from ..sink import Sink
+from .base import Engine
 
 
-class PythonEngine:
+class PythonEngine(Engine):
     name = "python"
 
-    def __init__(
-        self,
-        nc: Client,
-        js: JetStreamContext,
-        binding: Binding,
-        settings: Settings,
-        log: Logger,
-        sink: Sink,
-        metrics: Metrics,
-    ) -> None:
-        self.nc = nc
-        self.js = js
-        self.binding = binding
-        self.settings = settings
-        self.log = log
-        self.sink = sink
-        self.metrics = metrics
-        self.delivery = Delivery(sink, log, settings, metrics)
-        self.renderer = Renderer(log)
-        self.acked_through = 0  # the highest stream sequence acked
-        self.repair = None  # set by the server: recreate the stream and the consumer
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.renderer = Renderer(self.log)
 
     async def run(self, stop: asyncio.Event) -> None:
         psub = await self.js.pull_subscribe_bind(
@@ -61,11 +36,11 @@ class PythonEngine:
                 if self.delivery.paused:  # the log output failed: wait before pulling more
                     await _sleep_unless(stop, self.delivery.paused_until - time.monotonic())
                     continue
-                # A heartbeat lets fetch() tell a lost pull from an idle one.
-                heartbeat = min(timeout * 0.4, 5.0) if timeout >= 0.5 else None
-                fetch = asyncio.ensure_future(
-                    psub.fetch(batch, timeout=timeout, heartbeat=heartbeat)
-                )
+                # No heartbeat: nats-py (2.16) sends one without "expires" when
+                # messages are already queued, the server refuses that, and
+                # fetch() drops the queued messages.  Each fetch is a fresh
+                # request with its own timeout, so a lost one ends anyway.
+                fetch = asyncio.ensure_future(psub.fetch(batch, timeout=timeout))
                 stopped = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
@@ -107,7 +82,7 @@ class PythonEngine:
         except Exception:
             return  # cannot tell now
         try:
-            await self.repair(self.acked_through)
+            await self.set_up_again()
         except Exception as exc:
             self.log.error(
                 "Cannot set the consumer up again, will retry", error=str(exc) or type(exc).__name__
