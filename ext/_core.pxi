@@ -1063,11 +1063,8 @@ cdef int parse_value(Decoder *d, Item *out, bint keep) except -2:
         return expect_literal(d, b"null", 4, K_NULL, out)
     if scan_number(d, out) < 0:
         return INVALID
-    if keep and not number_is_finite(d.s + out.a, out.b - out.a):
-        return INVALID
-    if keep and out.b - out.a > 15 and number_decimal(d.s + out.a, out.b - out.a, &dec,
-                                                      &d.tmp) < 0:
-        return INVALID  # strtod's verdict on a borderline magnitude
+    if keep and number_decimal(d.s + out.a, out.b - out.a, &dec, &d.tmp) < 0:
+        return INVALID  # out of float64's range: strconv.ParseFloat fails
     return 0
 
 
@@ -1266,7 +1263,8 @@ cdef int w_json_value(Writer *w, Decoder *d, Item *item) except -1:
     if item.kind == K_STRING:
         return w_json_literal_string(w, d, item)
     if item.kind == K_NUMBER:
-        number_decimal(d.s + item.a, item.b - item.a, &dec, &d.tmp)
+        if number_decimal(d.s + item.a, item.b - item.a, &dec, &d.tmp) < 0:
+            raise AssertionError("a number out of range passed validation")
         return w_go_float(w, &dec, True)
     if item.kind == K_NULL:
         return w_mem(w, b"null", 4)
@@ -1294,7 +1292,8 @@ cdef int w_sprint_value(Writer *w, Decoder *d, Item *item) except -1:
     if item.kind == K_STRING:
         return unquote_into(w, d.s + item.a, item.b - item.a)
     if item.kind == K_NUMBER:
-        number_decimal(d.s + item.a, item.b - item.a, &dec, &d.tmp)
+        if number_decimal(d.s + item.a, item.b - item.a, &dec, &d.tmp) < 0:
+            raise AssertionError("a number out of range passed validation")
         return w_go_float(w, &dec, False)
     if item.kind == K_NULL:
         return w_mem(w, b"<nil>", 5)

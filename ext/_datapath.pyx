@@ -13,7 +13,7 @@ include "_core.pxi"
 
 from libc.string cimport memchr
 
-__all__ = ["DataPath", "ProtocolViolation"]
+__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
 
 
 class ProtocolViolation(ValueError):
@@ -74,7 +74,7 @@ cdef int64_t parse_size(const uint8_t *s, Span span) noexcept:
 cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
                            Py_ssize_t key_len) noexcept:
     """The value of a header line `key: N` in a header block, or 0."""
-    cdef Py_ssize_t line = 0, eol, j
+    cdef Py_ssize_t line = 0, eol, j, start
     cdef int64_t value = 0
     while line < n:
         eol = find_crlf(s, line, n)
@@ -87,9 +87,12 @@ cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
                 j += 1
             if j == eol:
                 return 0
+            start = j
             while j < eol and 0x30 <= s[j] <= 0x39:
                 value = value * 10 + (s[j] - 48)
                 j += 1
+            if j - start > 18:
+                return 0
             while j < eol and s[j] == b' ':
                 j += 1
             return value if j == eol else 0
@@ -104,43 +107,36 @@ cdef class DataPath:
     cdef int layout
     cdef bint events
     cdef readonly bint debug
-    cdef readonly uint64_t max_sequence  # the highest stream sequence of the last feed
+    cdef long max_deliver   # messages at this delivery are reported with an excerpt
     cdef Formatter fmt
-    cdef Writer subjects   # the last feed's subjects, each followed by '\n' (debug only)
     cdef Writer tail       # a frame cut by the end of the last chunk
-    cdef Writer work       # tail + chunk, when a feed had to join them
-    cdef object held       # the chunk, when a feed read it in place
-    cdef const uint8_t **payloads  # the last feed's payloads (valid until the next feed)
-    cdef Py_ssize_t *payload_lens
-    cdef Py_ssize_t cap_payloads
+    cdef Writer work       # tail + chunk, when a feed has to join them
     cdef Writer other      # frames for nats-py
     cdef Writer acks
-    cdef Writer replies    # the last feed's replies, each followed by '\n'
+    cdef Writer replies    # each followed by '\n'
+    cdef Writer subjects   # each followed by '\n' (debug only)
 
-    def __cinit__(self, Py_ssize_t sid, int layout, bint events=True, bint debug=False):
+    def __cinit__(self, Py_ssize_t sid, int layout, bint events=True, bint debug=False,
+                  long max_deliver=-1):
         if layout not in (0, 1, 2):
             raise ValueError(f"unknown layout {layout!r}")
         memset(&self.fmt, 0, sizeof(Formatter))
         memset(&self.tail, 0, sizeof(Writer))
         memset(&self.work, 0, sizeof(Writer))
-        self.payloads = NULL
-        self.payload_lens = NULL
-        self.cap_payloads = 0
         memset(&self.other, 0, sizeof(Writer))
         memset(&self.acks, 0, sizeof(Writer))
         memset(&self.replies, 0, sizeof(Writer))
         memset(&self.subjects, 0, sizeof(Writer))
         self.sid = sid
-        self.debug = debug and events
         self.layout = layout
         self.events = events
+        self.debug = debug and events
+        self.max_deliver = max_deliver
 
     def __dealloc__(self):
         release_formatter(&self.fmt)
         w_free(&self.tail)
         w_free(&self.work)
-        PyMem_Free(self.payloads)
-        PyMem_Free(self.payload_lens)
         w_free(&self.other)
         w_free(&self.acks)
         w_free(&self.replies)
@@ -155,23 +151,27 @@ cdef class DataPath:
         self.tail.len = 0
 
     def feed(self, data, long long now_ns):
-        """(other frames, lines, acks, messages, structured, redelivered, statuses)."""
+        """One chunk: (other frames, lines, acks, replies, subjects, messages,
+        structured, redelivered, max sequence, last chances, statuses).
+
+        replies/subjects: the data messages' replies (and, at debug level,
+        subjects) each followed by a newline, for reply_frames, settle_frames
+        and processed_lines.  last chances: (sequence, delivered, excerpt) of
+        the messages at their last delivery (--audit-max-deliver).
+        """
         cdef Py_buffer view
         cdef const uint8_t *s
-        cdef Py_ssize_t n, pos = 0, eol, end, body, size, header_size
+        cdef Py_ssize_t n, pos = 0, eol, end, body, size, header_size, header_end
         cdef Span args[5]
         cdef int count, is_hmsg, has_reply
         cdef long messages = 0, structured = 0, redelivered = 0
+        cdef uint64_t max_sequence = 0
         cdef list statuses = []
-        cdef object status_line
+        cdef list last_chances = []
         cdef AckMeta meta
 
-        if not PyBytes_Check(data):
-            data = bytes(data)  # held until the next feed: it must not change
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
-            self.held = None
-            self.max_sequence = 0
             if self.tail.len:
                 self.work.len = 0
                 w_mem(&self.work, self.tail.buf, self.tail.len)
@@ -179,7 +179,6 @@ cdef class DataPath:
                 s = <const uint8_t *>self.work.buf
                 n = self.work.len
             else:
-                self.held = data
                 s = <const uint8_t *>view.buf
                 n = view.len
             self.other.len = 0
@@ -196,6 +195,8 @@ cdef class DataPath:
                     w_mem(&self.other, s + pos, eol + 2 - pos)  # PING, PONG, +OK, -ERR, INFO
                     pos = eol + 2
                     continue
+                if memchr(s + pos, b'\n', eol - pos) != NULL:
+                    raise ProtocolViolation("a line break inside a control line")
                 count = split_args(s, pos + (5 if is_hmsg else 4), eol, args, 5)
                 if count < 3 + is_hmsg or count > 4 + is_hmsg:
                     raise ProtocolViolation(
@@ -204,8 +205,9 @@ cdef class DataPath:
                 has_reply = count == 4 + is_hmsg
                 size = parse_size(s, args[count - 1])
                 header_size = parse_size(s, args[count - 2]) if is_hmsg else 0
-                if size < 0 or header_size < 0 or header_size > size:
-                    raise ProtocolViolation("malformed message size")
+                if size < 0 or header_size < 0 or header_size > size or parse_size(
+                        s, args[1]) < 0:
+                    raise ProtocolViolation("malformed sid or size")
                 end = eol + 2 + size + 2
                 if end > n:
                     break  # the rest of this frame comes with the next chunk
@@ -216,16 +218,14 @@ cdef class DataPath:
                 body = eol + 2
                 pos = end
                 if is_hmsg:
-                    if (header_size >= 12 and memcmp(s + body, b"NATS/1.0 ", 9) == 0
-                            and 0x30 <= s[body + 9] <= 0x39):
-                        status_line = PyBytes_FromStringAndSize(
-                            <const char *>s + body,
-                            find_crlf(s, body, body + header_size) - body)
-                        statuses.append(self._status(status_line, s + body, header_size))
+                    if header_size >= 12 and memcmp(s + body, b"NATS/1.0 ", 9) == 0:
+                        header_end = find_crlf(s, body, body + header_size)
+                        if header_end < 0:
+                            raise ProtocolViolation("a status header without CRLF")
+                        statuses.append(status_of(s + body, header_end - body, header_size))
                         continue
                     body += header_size
                     size -= header_size
-                self._keep_payload(messages, s + body, size)
                 w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start
                       if has_reply else 0)
                 w_byte(&self.replies, b'\n')
@@ -250,8 +250,13 @@ cdef class DataPath:
                 if has_reply and parse_ack_reply(s + args[2].start, args[2].end - args[2].start,
                                                  &meta):
                     redelivered += meta.delivered > 1
-                    if meta.sequence > self.max_sequence:
-                        self.max_sequence = meta.sequence
+                    if meta.sequence > max_sequence:
+                        max_sequence = meta.sequence
+                    if self.max_deliver > 0 and meta.delivered >= <uint64_t>self.max_deliver:
+                        last_chances.append((meta.sequence, meta.delivered,
+                                             PyBytes_FromStringAndSize(
+                                                 <const char *>s + body,
+                                                 min(size, EXCERPT_BYTES))))
             # keep the unfinished frame for the next chunk
             self.tail.len = 0
             if pos < n:
@@ -259,120 +264,101 @@ cdef class DataPath:
             return (PyBytes_FromStringAndSize(self.other.buf, self.other.len),
                     PyBytes_FromStringAndSize(self.fmt.out.buf, self.fmt.out.len),
                     PyBytes_FromStringAndSize(self.acks.buf, self.acks.len),
-                    messages, structured, redelivered, statuses)
+                    PyBytes_FromStringAndSize(self.replies.buf, self.replies.len),
+                    PyBytes_FromStringAndSize(self.subjects.buf, self.subjects.len),
+                    messages, structured, redelivered, max_sequence, last_chances, statuses)
         finally:
             PyBuffer_Release(&view)
 
-    cdef int _keep_payload(self, Py_ssize_t index, const uint8_t *payload,
-                           Py_ssize_t size) except -1:
-        cdef Py_ssize_t cap
-        if index >= self.cap_payloads:
-            cap = max(64, 2 * self.cap_payloads)
-            self.payloads = <const uint8_t **>PyMem_Realloc(self.payloads,
-                                                            cap * sizeof(const uint8_t *))
-            self.payload_lens = <Py_ssize_t *>PyMem_Realloc(self.payload_lens,
-                                                            cap * sizeof(Py_ssize_t))
-            if self.payloads == NULL or self.payload_lens == NULL:
-                raise MemoryError()
-            self.cap_payloads = cap
-        self.payloads[index] = payload
-        self.payload_lens[index] = size
-        return 0
 
-    def settle_failed(self, long max_deliver, nak_payload, Py_ssize_t excerpt=256):
-        """The last feed could not be written: NAK each message, or TERM the
-        ones at their last delivery.  (frames, [(sequence, delivered, excerpt)])."""
-        cdef Writer w
-        cdef AckMeta meta
-        cdef Py_ssize_t start = 0, i, index = 0
-        cdef bytes nak = bytes(nak_payload)
-        cdef bytes size = str(len(nak)).encode()
-        cdef list termed = []
-        cdef bint last
-        memset(&w, 0, sizeof(Writer))
-        try:
-            for i in range(self.replies.len):
-                if self.replies.buf[i] != b'\n':
-                    continue
-                memset(&meta, 0, sizeof(AckMeta))
-                parse_ack_reply(<const uint8_t *>self.replies.buf + start, i - start, &meta)
-                last = max_deliver > 0 and meta.delivered >= <uint64_t>max_deliver
-                w_mem(&w, b"PUB ", 4)
-                w_mem(&w, self.replies.buf + start, i - start)
-                if last:
-                    w_mem(&w, b" 5\r\n+TERM\r\n", 11)
-                    termed.append((meta.sequence, meta.delivered, PyBytes_FromStringAndSize(
-                        <const char *>self.payloads[index],
-                        min(self.payload_lens[index], excerpt))))
-                else:
-                    w_byte(&w, b' ')
-                    w_mem(&w, PyBytes_AS_STRING(size), len(size))
-                    w_mem(&w, b"\r\n", 2)
-                    w_mem(&w, PyBytes_AS_STRING(nak), len(nak))
-                    w_mem(&w, b"\r\n", 2)
-                start = i + 1
-                index += 1
-            return PyBytes_FromStringAndSize(w.buf, w.len), termed
-        finally:
-            w_free(&w)
+cdef enum:
+    EXCERPT_BYTES = 256
 
-    cdef tuple _status(self, bytes first_line, const uint8_t *headers, Py_ssize_t n):
-        parts = first_line.split(None, 2)
-        description = parts[2].decode("utf-8", "replace") if len(parts) > 2 else ""
-        return (int(parts[1]), description,
-                header_number(headers, n, b"Nats-Pending-Messages", 21),
-                header_number(headers, n, b"Nats-Pending-Bytes", 18))
 
-    def processed(self, str elapsed, long long now_ns):
-        """At debug level, "Message processed and acknowledged" for the last feed."""
-        cdef Writer w
-        cdef Py_ssize_t subject_start = 0, reply_start = 0, i = 0, j = 0
-        cdef bytes elapsed_bytes = elapsed.encode()
-        if not self.debug:
-            return b""
-        memset(&w, 0, sizeof(Writer))
-        self.fmt.log_time.len = 0
-        try:
-            w_log_time(&self.fmt.log_time, now_ns)
-            while i < self.subjects.len:
-                if self.subjects.buf[i] == b'\n':
-                    while self.replies.buf[j] != b'\n':
-                        j += 1
-                    w_processed(&self.fmt, &w, <const uint8_t *>self.subjects.buf + subject_start,
-                                i - subject_start,
-                                ack_delivered(<const uint8_t *>self.replies.buf + reply_start,
-                                              j - reply_start),
-                                <const uint8_t *>PyBytes_AS_STRING(elapsed_bytes),
-                                len(elapsed_bytes))
-                    subject_start = i + 1
+cdef tuple status_of(const uint8_t *headers, Py_ssize_t line_len, Py_ssize_t n):
+    """(code, description, pending messages, pending bytes) of a status block;
+    its first line is "NATS/1.0 <code> <description>"."""
+    cdef Py_ssize_t i = 9
+    cdef int code = 0
+    while i < line_len and i < 12 and 0x30 <= headers[i] <= 0x39:
+        code = code * 10 + (headers[i] - 48)
+        i += 1
+    if i != 12 or (i < line_len and headers[i] != b' '):
+        raise ProtocolViolation("a status without a three-digit code")
+    while i < line_len and headers[i] == b' ':
+        i += 1
+    return (code, PyBytes_FromStringAndSize(<const char *>headers + i, line_len - i).decode(
+                "utf-8", "replace"),
+            header_number(headers, n, b"Nats-Pending-Messages", 21),
+            header_number(headers, n, b"Nats-Pending-Bytes", 18))
+
+
+def reply_frames(bytes replies, payload):
+    """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
+    return settle_frames(replies, 0, payload)
+
+
+def settle_frames(bytes replies, long max_deliver, nak_payload):
+    """After a failed write: `nak_payload` to each reply of a feed, but +TERM
+    to those at their last delivery (max_deliver > 0)."""
+    cdef Writer w
+    cdef AckMeta meta
+    cdef const char *r = PyBytes_AS_STRING(replies)
+    cdef Py_ssize_t n = len(replies), start = 0, i
+    cdef bytes payload = bytes(nak_payload)
+    cdef bytes size = str(len(payload)).encode()
+    memset(&w, 0, sizeof(Writer))
+    try:
+        for i in range(n):
+            if r[i] != b'\n':
+                continue
+            w_mem(&w, b"PUB ", 4)
+            w_mem(&w, r + start, i - start)
+            if (max_deliver > 0 and parse_ack_reply(<const uint8_t *>r + start, i - start, &meta)
+                    and meta.delivered >= <uint64_t>max_deliver):
+                w_mem(&w, b" 5\r\n+TERM\r\n", 11)
+            else:
+                w_byte(&w, b' ')
+                w_mem(&w, PyBytes_AS_STRING(size), len(size))
+                w_mem(&w, b"\r\n", 2)
+                w_mem(&w, PyBytes_AS_STRING(payload), len(payload))
+                w_mem(&w, b"\r\n", 2)
+            start = i + 1
+        return PyBytes_FromStringAndSize(w.buf, w.len)
+    finally:
+        w_free(&w)
+
+
+def processed_lines(int layout, bytes subjects, bytes replies, str elapsed, long long now_ns):
+    """The original's debug "Message processed and acknowledged" per message."""
+    cdef Formatter f
+    cdef Writer w
+    cdef const char *sub = PyBytes_AS_STRING(subjects)
+    cdef const char *rep = PyBytes_AS_STRING(replies)
+    cdef Py_ssize_t i = 0, j = 0, subject_start = 0, reply_start = 0
+    cdef Py_ssize_t n = len(subjects), m = len(replies)
+    cdef bytes elapsed_bytes = elapsed.encode()
+    memset(&f, 0, sizeof(Formatter))
+    memset(&w, 0, sizeof(Writer))
+    try:
+        f.layout = layout
+        w_log_time(&f.log_time, now_ns)
+        while i < n:
+            if sub[i] == b'\n':
+                while j < m and rep[j] != b'\n':
                     j += 1
-                    reply_start = j
-                i += 1
-            return PyBytes_FromStringAndSize(w.buf, w.len)
-        finally:
-            w_free(&w)
-
-    def frames(self, payload):
-        """A PUB frame with `payload` to each reply of the last feed (NAK, +WPI, +TERM)."""
-        cdef Writer w
-        cdef Py_ssize_t start = 0, i
-        cdef bytes size = str(len(payload)).encode()
-        cdef bytes body = bytes(payload)
-        memset(&w, 0, sizeof(Writer))
-        try:
-            for i in range(self.replies.len):
-                if self.replies.buf[i] == b'\n':
-                    w_mem(&w, b"PUB ", 4)
-                    w_mem(&w, self.replies.buf + start, i - start)
-                    w_byte(&w, b' ')
-                    w_mem(&w, PyBytes_AS_STRING(size), len(size))
-                    w_mem(&w, b"\r\n", 2)
-                    w_mem(&w, PyBytes_AS_STRING(body), len(body))
-                    w_mem(&w, b"\r\n", 2)
-                    start = i + 1
-            return PyBytes_FromStringAndSize(w.buf, w.len)
-        finally:
-            w_free(&w)
+                w_processed(&f, &w, <const uint8_t *>sub + subject_start, i - subject_start,
+                            ack_delivered(<const uint8_t *>rep + reply_start, j - reply_start),
+                            <const uint8_t *>PyBytes_AS_STRING(elapsed_bytes),
+                            len(elapsed_bytes))
+                subject_start = i + 1
+                j += 1
+                reply_start = j
+            i += 1
+        return PyBytes_FromStringAndSize(w.buf, w.len)
+    finally:
+        w_free(&w)
+        release_formatter(&f)
 
 
 cdef uint64_t ack_delivered(const uint8_t *reply, Py_ssize_t n) noexcept:

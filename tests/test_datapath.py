@@ -57,19 +57,25 @@ STATUS_408 = hmsg(
 HEARTBEAT = hmsg(b"_INBOX.x", SID, b"", b"NATS/1.0 100 Idle Heartbeat\r\n\r\n", b"")
 
 
-def run(module, chunks, layout=0, events=True, debug=False):
-    path = module.DataPath(SID, layout, events, debug)
+def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1):
+    """Feed the chunks; everything the data path gave back, joined."""
+    path = module.DataPath(SID, layout, events, debug, max_deliver)
     results = []
     for chunk in chunks:
-        result = list(path.feed(chunk, NOW))
-        result[1] += path.processed("12.5µs", NOW + 5000)
-        results.append(result)
+        r = path.feed(chunk, NOW)
+        lines = r[1] + module.processed_lines(layout, r[4], r[3], "12.5µs", NOW + 5000)
+        results.append((r[0], lines, r[2], r[3], r[5:9], r[9], r[10]))
     other = b"".join(r[0] for r in results)
     lines = b"".join(r[1] for r in results)
     acks = b"".join(r[2] for r in results)
-    counts = tuple(sum(r[i] for r in results) for i in (3, 4, 5))
+    replies = b"".join(r[3] for r in results)
+    counts = (
+        *(sum(r[4][i] for r in results) for i in range(3)),
+        max((r[4][3] for r in results), default=0),
+    )
+    last_chances = [c for r in results for c in r[5]]
     statuses = [s for r in results for s in r[6]]
-    return other, lines, acks, counts, statuses, path
+    return other, lines, acks, counts, statuses, replies, last_chances
 
 
 def test_frames_are_sorted_out() -> None:
@@ -90,12 +96,12 @@ def test_frames_are_sorted_out() -> None:
         + b"+OK\r\n"
     )
     for module in (pure, compiled):
-        other, lines, acks, counts, statuses, _ = run(module, [stream])
+        other, lines, acks, counts, statuses, *_ = run(module, [stream])
         assert other == (
             b'INFO {"x":1}\r\nPING\r\n' + msg(b"other", 3, b"", b"api reply") + b"+OK\r\n"
         )
         assert acks == b"PUB " + reply(1) + b" 0\r\n\r\nPUB " + reply(2, 2) + b" 0\r\n\r\n"
-        assert counts == (2, 1, 1)  # messages, structured, redelivered
+        assert counts == (2, 1, 1, 2)  # messages, structured, redelivered, max sequence
         assert statuses == [(100, "Idle Heartbeat", 0, 0), (408, "Request Timeout", 5, 0)]
         want = spec.format_batch(
             ["events.a", "events.h"], [reply(1), reply(2, 2)], [EVENT, b"raw with headers"], NOW, 0
@@ -106,8 +112,8 @@ def test_frames_are_sorted_out() -> None:
 def test_frames_for_nak_and_in_progress() -> None:
     stream = msg(b"e", SID, reply(1), b"x") + msg(b"e", SID, reply(2), b"y")
     for module in (pure, compiled):
-        *_, path = run(module, [stream])
-        assert path.frames(b"-NAK") == (
+        replies = run(module, [stream])[5]
+        assert module.reply_frames(replies, b"-NAK") == (
             b"PUB " + reply(1) + b" 4\r\n-NAK\r\nPUB " + reply(2) + b" 4\r\n-NAK\r\n"
         )
 
@@ -160,11 +166,11 @@ frames = st.one_of(
 def test_twins_agree_on_any_chunking(stream, cuts, layout, events, debug) -> None:
     points = sorted({min(c, len(stream)) for c in cuts})
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
-    got = run(compiled, chunks, layout, events, debug)[:5]
-    want = run(pure, chunks, layout, events, debug)[:5]
+    got = run(compiled, chunks, layout, events, debug, max_deliver=2)
+    want = run(pure, chunks, layout, events, debug, max_deliver=2)
     assert got == want
     if not debug:  # nothing is lost or duplicated however the stream is cut
-        assert got == run(pure, [stream], layout, events)[:5]
+        assert got == run(pure, [stream], layout, events, max_deliver=2)
 
 
 @pytest.mark.parametrize("layout", [0, 1, 2])
@@ -178,11 +184,13 @@ def test_debug_lines_match_the_python_engine(layout) -> None:
     stream = msg(b"e.a", SID, reply(1), EVENT) + msg(b"e.b", SID, b"", b"raw")
     for module in (pure, compiled):
         path = module.DataPath(SID, layout, True, True)
-        lines = path.feed(stream, NOW)[1]
+        result = path.feed(stream, NOW)
+        lines = result[1]
         assert lines == renderer.before_ack(subjects, replies, payloads, NOW)
         assert b"Processing JetStream message" in lines
-        after = path.processed("1.5ms", NOW)
+        after = module.processed_lines(layout, result[4], result[3], "1.5ms", NOW)
         assert after.count(b"Message processed and acknowledged") == 2
+        assert after == renderer.after_lines(subjects, replies, "1.5ms", NOW)
 
 
 def test_failed_writes_are_nakked_or_terminated_at_the_last_delivery() -> None:
@@ -192,10 +200,8 @@ def test_failed_writes_are_nakked_or_terminated_at_the_last_delivery() -> None:
         + msg(b"e", SID, reply(13, 2), b"third")
     )
     for module in (pure, compiled):
-        path = module.DataPath(SID, 0)
-        path.feed(stream[:50], NOW)  # the payloads are kept across a split
-        path.feed(stream[50:], NOW)
-        frames, termed = path.settle_failed(3, b'-NAK {"delay":1000000000}')
+        *_, replies, last_chances = run(module, [stream[:50], stream[50:]], max_deliver=3)
+        frames = module.settle_frames(replies, 3, b'-NAK {"delay":1000000000}')
         assert frames == (
             b"PUB "
             + reply(11, 1)
@@ -207,4 +213,10 @@ def test_failed_writes_are_nakked_or_terminated_at_the_last_delivery() -> None:
             + reply(13, 2)
             + b' 25\r\n-NAK {"delay":1000000000}\r\n'
         )
-        assert termed == [(12, 3, b"x" * 256)]
+        assert last_chances == [(12, 3, b"x" * 256)]
+
+
+def test_a_line_break_in_a_control_line_is_refused() -> None:
+    for module in (pure, compiled):
+        with pytest.raises(module.ProtocolViolation):
+            module.DataPath(SID, 0).feed(b"MSG e 7 r\n.x 1\r\nx\r\n", NOW)

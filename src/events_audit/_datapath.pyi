@@ -7,7 +7,25 @@ from typing import Self
 
 from typing_extensions import Buffer
 
-__all__ = ["DataPath", "ProtocolViolation"]
+__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
+
+# feed() gives back, for one chunk:
+# (other frames, lines, acks, replies, subjects, messages, structured, redelivered,
+#  max sequence, last chances [(sequence, delivered, excerpt)],
+#  statuses [(code, description, pending messages, pending bytes)])
+Feed = tuple[
+    bytes,
+    bytes,
+    bytes,
+    bytes,
+    bytes,
+    int,
+    int,
+    int,
+    int,
+    list[tuple[int, int, bytes]],
+    list[tuple[int, str, int, int]],
+]
 
 class ProtocolViolation(ValueError):
     """The byte stream is not the NATS protocol."""
@@ -19,28 +37,28 @@ class DataPath:
     def sid(self) -> int: ...
     @property
     def debug(self) -> bool: ...
-    @property
-    def max_sequence(self) -> int:
-        """The highest stream sequence of the last feed."""
-
     # Cython's __cinit__: the arguments go to __new__ (the runtime __init__ is object's).
-    def __new__(cls, sid: int, layout: int, events: bool = True, debug: bool = False) -> Self: ...
+    def __new__(
+        cls,
+        sid: int,
+        layout: int,
+        events: bool = True,
+        debug: bool = False,
+        max_deliver: int = -1,
+    ) -> Self: ...
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
 
-    def feed(
-        self, data: Buffer, now_ns: int
-    ) -> tuple[bytes, bytes, bytes, int, int, int, list[tuple[int, str, int, int]]]:
-        """(other frames, lines, acks, messages, structured, redelivered, statuses)."""
+    def feed(self, data: Buffer, now_ns: int) -> Feed:
+        """One chunk, parsed, formatted and acked in one pass (see Feed)."""
 
-    def settle_failed(
-        self, max_deliver: int, nak_payload: Buffer, excerpt: int = 256
-    ) -> tuple[bytes, list[tuple[int, int, bytes]]]:
-        """The last feed could not be written: NAK each message, or TERM the
-        ones at their last delivery.  (frames, [(sequence, delivered, excerpt)])."""
+def reply_frames(replies: bytes, payload: Buffer) -> bytes:
+    """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
 
-    def processed(self, elapsed: str, now_ns: int) -> bytes:
-        """At debug level, "Message processed and acknowledged" for the last feed."""
+def settle_frames(replies: bytes, max_deliver: int, nak_payload: Buffer) -> bytes:
+    """After a failed write: `nak_payload` to each reply, +TERM at the last delivery."""
 
-    def frames(self, payload: Buffer) -> bytes:
-        """A PUB frame with `payload` to each reply of the last feed (NAK, +WPI, +TERM)."""
+def processed_lines(
+    layout: int, subjects: bytes, replies: bytes, elapsed: str, now_ns: int
+) -> bytes:
+    """The original's debug "Message processed and acknowledged" per message."""

@@ -9,97 +9,122 @@ connection reads and returns, in one pass:
   and in order, for nats-py's own parser;
 * the log lines of the data messages, ready for one ``write()``;
 * their ack frames (``PUB <reply> 0``), ready for one socket write after it;
-* counts, and the status frames of the pull (100 heartbeat, 404/408 request
-  ended, 409 ...).
+* their replies (and, at debug level, subjects), one per line, from which
+  ``reply_frames``, ``settle_frames`` and ``processed_lines`` build what a
+  batch needs later: in-progress acks while it is written, NAK/TERM when it
+  cannot be, the debug lines after its acks;
+* counts, the highest stream sequence, the messages at their last delivery
+  with an excerpt, and the status frames of the pull (100 heartbeat, 404/408
+  request ended, 409 ...).
 
-A frame cut by the end of a chunk is kept until the next one.
+A frame cut by the end of a chunk is kept until the next one.  Control lines
+are split on spaces and tabs only, as nats-server writes them; anything else
+malformed is a ``ProtocolViolation`` (nats-py then reconnects).
 """
 
 from __future__ import annotations
 
+import re
+
 from ._formatting_py import format_message, local_log_time, parse_ack_reply
 from .logs import format_entry
 
-__all__ = ["DataPath", "ProtocolViolation"]
+__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
+
+EXCERPT_BYTES = 256
+_ARGS = re.compile(rb"[^ \t]+")
 
 
 class ProtocolViolation(ValueError):
     """The byte stream is not the NATS protocol."""
 
 
-def _status(headers: bytes) -> tuple[int, str, int, int] | None:
-    """(code, description, pending messages, pending bytes) of a status frame."""
-    first, _, rest = headers.partition(b"\r\n")
-    parts = first.split(None, 2)
-    if len(parts) < 2 or parts[0] != b"NATS/1.0" or not parts[1].isdigit():
-        return None  # a data message that carries headers
-    description = parts[2].decode("utf-8", "replace") if len(parts) > 2 else ""
-    pending = {b"Nats-Pending-Messages": 0, b"Nats-Pending-Bytes": 0}
-    for line in rest.split(b"\r\n"):
-        key, sep, value = line.partition(b":")
-        if sep and key in pending and value.strip().isdigit():
-            pending[key] = int(value.strip())
+def _number(token: bytes) -> int:
+    """A size or sid: 1 to 12 ASCII digits, else -1."""
+    if not 0 < len(token) <= 12 or not all(0x30 <= c <= 0x39 for c in token):
+        return -1
+    return int(token)
+
+
+def _header_number(headers: bytes, key: bytes) -> int:
+    """`key: N` on a header line (the first such line), or 0."""
+    for line in headers.split(b"\r\n"):
+        if line.startswith(key + b":"):
+            digits = line[len(key) + 1 :].strip(b" ")
+            if not digits or len(digits) > 18 or not all(0x30 <= c <= 0x39 for c in digits):
+                return 0
+            return int(digits)
+    return 0
+
+
+def _status(headers: bytes, first_line_end: int) -> tuple[int, str, int, int]:
+    """(code, description, pending messages, pending bytes) of a status block;
+    its first line is "NATS/1.0 <code> <description>"."""
+    line = headers[:first_line_end]
+    code = line[9:12]
+    if len(code) != 3 or not code.isdigit() or (len(line) > 12 and line[12:13] != b" "):
+        raise ProtocolViolation("a status without a three-digit code")
+    description = line[12:].lstrip(b" ").decode("utf-8", "replace")
     return (
-        int(parts[1]),
+        int(code),
         description,
-        pending[b"Nats-Pending-Messages"],
-        pending[b"Nats-Pending-Bytes"],
+        _header_number(headers, b"Nats-Pending-Messages"),
+        _header_number(headers, b"Nats-Pending-Bytes"),
     )
 
 
 class DataPath:
-    def __init__(self, sid: int, layout: int, events: bool = True, debug: bool = False) -> None:
+    def __init__(
+        self, sid: int, layout: int, events: bool = True, debug: bool = False, max_deliver: int = -1
+    ) -> None:
         if layout not in (0, 1, 2):
             raise ValueError(f"unknown layout {layout!r}")
         self.sid = sid
         self.layout = layout
         self.events = events
         self.debug = debug and events  # the original's per-message debug lines
+        self.max_deliver = max_deliver
         self._tail = b""
-        self._replies: list[bytes] = []
-        self._subjects: list[bytes] = []
-        self._payloads: list[bytes] = []
-        self.max_sequence = 0
 
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
         self._tail = b""
 
-    def feed(
-        self, data: bytes, now_ns: int
-    ) -> tuple[bytes, bytes, bytes, int, int, int, list[tuple[int, str, int, int]]]:
-        """(other frames, lines, acks, messages, structured, redelivered, statuses)."""
+    def feed(self, data: bytes, now_ns: int) -> tuple:
+        """One chunk: (other frames, lines, acks, replies, subjects, messages,
+        structured, redelivered, max sequence, last chances, statuses)."""
         buf = self._tail + bytes(data)
-        self.max_sequence = 0  # the highest stream sequence of this feed
         log_time = local_log_time(now_ns)
         other: list[bytes] = []
         lines: list[str] = []
         acks: list[bytes] = []
         replies: list[bytes] = []
         subjects: list[bytes] = []
-        payloads: list[bytes] = []
+        last_chances: list[tuple[int, int, bytes]] = []
         statuses: list[tuple[int, str, int, int]] = []
-        structured = redelivered = 0
+        structured = redelivered = max_sequence = 0
         pos = 0
         while True:
             eol = buf.find(b"\r\n", pos)
             if eol < 0:
                 break
-            op, _, rest = buf[pos:eol].partition(b" ")
-            if op not in (b"MSG", b"HMSG"):
+            line = buf[pos:eol]
+            op, _, rest = line.partition(b" ")
+            if op not in (b"MSG", b"HMSG") or not _:
                 other.append(buf[pos : eol + 2])  # PING, PONG, +OK, -ERR, INFO
                 pos = eol + 2
                 continue
-            args = rest.split()
+            if b"\n" in line:
+                raise ProtocolViolation("a line break inside a control line")
+            args = _ARGS.findall(rest)
             with_headers = op == b"HMSG"
             if len(args) not in ((4, 5) if with_headers else (3, 4)):
-                raise ProtocolViolation(f"malformed {op.decode()} line {buf[pos:eol]!r}")
-            try:
-                size = int(args[-1])
-                header_size = int(args[-2]) if with_headers else 0
-                sid = int(args[1])
-            except ValueError:
-                raise ProtocolViolation(f"malformed {op.decode()} line {buf[pos:eol]!r}") from None
+                raise ProtocolViolation(f"malformed {op.decode()} line {line!r}")
+            size = _number(args[-1])
+            header_size = _number(args[-2]) if with_headers else 0
+            sid = _number(args[1])
+            if size < 0 or header_size < 0 or header_size > size or sid < 0:
+                raise ProtocolViolation("malformed sid or size")
             end = eol + 2 + size + 2
             if end > len(buf):
                 break  # the rest of this frame comes with the next chunk
@@ -112,36 +137,41 @@ class DataPath:
             body = buf[eol + 2 : eol + 2 + size]
             pos = end
             if with_headers:
-                status = _status(body[:header_size])
-                if status is not None:
-                    statuses.append(status)
+                headers = body[:header_size]
+                if header_size >= 12 and headers.startswith(b"NATS/1.0 "):
+                    line_end = headers.find(b"\r\n")
+                    if line_end < 0:
+                        raise ProtocolViolation("a status header without CRLF")
+                    statuses.append(_status(headers, line_end))
                     continue
                 body = body[header_size:]
             replies.append(reply)
-            subjects.append(subject)
-            payloads.append(body)
             acks.append(b"PUB " + reply + b" 0\r\n\r\n")
             meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
             if self.debug:
+                subjects.append(subject)
                 lines.append(self._processing(subject, meta, len(body), now_ns))
             if self.events:
-                line, is_event = format_message(subject, reply, body, log_time, self.layout)
-                lines.append(line)
+                line_text, is_event = format_message(subject, reply, body, log_time, self.layout)
+                lines.append(line_text)
                 structured += is_event
             if meta is not None:
                 redelivered += meta["delivered"] > 1
-                self.max_sequence = max(self.max_sequence, meta["sequence"])
+                max_sequence = max(max_sequence, meta["sequence"])
+                if 0 < self.max_deliver <= meta["delivered"]:
+                    last_chances.append((meta["sequence"], meta["delivered"], body[:EXCERPT_BYTES]))
         self._tail = buf[pos:]
-        self._replies = replies
-        self._subjects = subjects
-        self._payloads = payloads
         return (
             b"".join(other),
             "".join(lines).encode("utf-8", "surrogateescape"),
             b"".join(acks),
+            b"".join(r + b"\n" for r in replies),
+            b"".join(s + b"\n" for s in subjects),
             len(replies),
             structured,
             redelivered,
+            max_sequence,
+            last_chances,
             statuses,
         )
 
@@ -163,52 +193,47 @@ class DataPath:
             self.layout,
         )
 
-    def processed(self, elapsed: str, now_ns: int) -> bytes:
-        """At debug level, "Message processed and acknowledged" for the last feed."""
-        if not self.debug:
-            return b""
-        lines = []
-        for subject, reply in zip(self._subjects, self._replies, strict=True):
-            meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
-            lines.append(
-                format_entry(
-                    "debug",
-                    "Message processed and acknowledged",
-                    {
-                        "subject": subject.decode("utf-8", "surrogateescape"),
-                        "processing_time": elapsed,
-                        "delivered": (meta or {}).get("delivered", 0),
-                    },
-                    now_ns,
-                    self.layout,
-                )
+
+def _lines(blob: bytes) -> list[bytes]:
+    return blob.split(b"\n")[:-1]
+
+
+def reply_frames(replies: bytes, payload: bytes) -> bytes:
+    """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
+    return settle_frames(replies, 0, payload)
+
+
+def settle_frames(replies: bytes, max_deliver: int, nak_payload: bytes) -> bytes:
+    """After a failed write: `nak_payload` to each reply of a feed, but +TERM
+    to those at their last delivery (max_deliver > 0)."""
+    frames = []
+    for reply in _lines(replies):
+        meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
+        if max_deliver > 0 and meta is not None and meta["delivered"] >= max_deliver:
+            frames.append(b"PUB " + reply + b" 5\r\n+TERM\r\n")
+        else:
+            frames.append(b"PUB " + reply + b" %d\r\n" % len(nak_payload) + nak_payload + b"\r\n")
+    return b"".join(frames)
+
+
+def processed_lines(
+    layout: int, subjects: bytes, replies: bytes, elapsed: str, now_ns: int
+) -> bytes:
+    """The original's debug "Message processed and acknowledged" per message."""
+    lines = []
+    for subject, reply in zip(_lines(subjects), _lines(replies), strict=False):
+        meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
+        lines.append(
+            format_entry(
+                "debug",
+                "Message processed and acknowledged",
+                {
+                    "subject": subject.decode("utf-8", "surrogateescape"),
+                    "processing_time": elapsed,
+                    "delivered": (meta or {}).get("delivered", 0),
+                },
+                now_ns,
+                layout,
             )
-        return "".join(lines).encode("utf-8", "surrogateescape")
-
-    def settle_failed(
-        self, max_deliver: int, nak_payload: bytes, excerpt: int = 256
-    ) -> tuple[bytes, list[tuple[int, int, bytes]]]:
-        """The last feed could not be written: NAK each message, or TERM the
-        ones at their last delivery.  (frames, [(sequence, delivered, excerpt)])."""
-        frames = []
-        termed = []
-        for reply, payload in zip(self._replies, self._payloads, strict=True):
-            meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) or {
-                "delivered": 0,
-                "sequence": 0,
-            }
-            if max_deliver > 0 and meta["delivered"] >= max_deliver:
-                frames.append(b"PUB " + reply + b" 5\r\n+TERM\r\n")
-                termed.append((meta["sequence"], meta["delivered"], payload[:excerpt]))
-            else:
-                frames.append(
-                    b"PUB " + reply + b" %d\r\n" % len(nak_payload) + nak_payload + b"\r\n"
-                )
-        return b"".join(frames), termed
-
-    def frames(self, payload: bytes) -> bytes:
-        """A PUB frame with `payload` to each reply of the last feed (NAK, +WPI, +TERM)."""
-        size = str(len(payload)).encode()
-        return b"".join(
-            b"PUB " + reply + b" " + size + b"\r\n" + payload + b"\r\n" for reply in self._replies
         )
+    return "".join(lines).encode("utf-8", "surrogateescape")

@@ -66,7 +66,11 @@ class Renderer:
         if not self.debug:
             return b""
         now = time.time_ns()
-        elapsed = format_duration((now - started_ns) / 1e9)
+        return self.after_lines(subjects, replies, format_duration((now - started_ns) / 1e9), now)
+
+    def after_lines(
+        self, subjects: Sequence[str], replies: Sequence[str], elapsed: str, now: int
+    ) -> bytes:
         return b"".join(
             self.log.line(
                 "debug",

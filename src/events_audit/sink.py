@@ -23,7 +23,7 @@ class Sink:
     def __init__(self, target: str = "stderr", fsync: bool = True) -> None:
         self.target = target
         self.owns_fd = target not in ("stderr", "stdout")
-        self.fsync = fsync and self.owns_fd
+        self.fsync_wanted = fsync and self.owns_fd
         self.reopen_requested = False
         self.fd = -1
         if target == "stderr":
@@ -33,6 +33,11 @@ class Sink:
         else:
             self.fd = self._open()
         self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+
+    @property
+    def fsync(self) -> bool:
+        """Only a regular file can be fsynced (a FIFO or /dev/null says EINVAL)."""
+        return self.fsync_wanted and self.regular
 
     def _open(self) -> int:
         try:

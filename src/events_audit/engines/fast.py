@@ -23,13 +23,14 @@ import asyncio
 import json
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from ..config import format_duration
-from ..datapath import DataPath, ProtocolViolation
+from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frames, settle_frames
 from .base import Engine
 
 INFLIGHT = 4  # pull requests kept at the server
@@ -38,6 +39,23 @@ INFLIGHT = 4  # pull requests kept at the server
 def supported(nc: Client) -> bool:
     """The nats-py internals this engine relies on are there."""
     return all(hasattr(nc, name) for name in ("_ps", "_send_command", "_flush_pending"))
+
+
+@dataclass
+class _Batch:
+    """One fed chunk's data messages, from parsing to their acks."""
+
+    lines: bytes
+    acks: bytes
+    replies: bytes
+    subjects: bytes
+    count: int
+    structured: int
+    redelivered: int
+    max_sequence: int
+    last_chances: list
+    started_ns: int
+    arrived: float
 
 
 class _Tap:
@@ -88,6 +106,8 @@ class FastEngine(Engine):
         self.inbox = ""
         self._repairing: asyncio.Task | None = None
         self.repair_retry_at = 0.0  # when a failed repair is tried again
+        self.pending: deque[_Batch] = deque()  # parsed, not yet written and acked
+        self.queued = asyncio.Event()
 
     # -- the pull --------------------------------------------------------------
 
@@ -105,6 +125,8 @@ class FastEngine(Engine):
         """Keep INFLIGHT requests at the server."""
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
+        if len(self.pending) > 1:
+            return  # the writer is behind: what is in flight is enough
         while len(self.requests) < INFLIGHT and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
@@ -176,12 +198,22 @@ class FastEngine(Engine):
     # -- the frames ------------------------------------------------------------
 
     async def on_chunk(self, data: bytes) -> bytes:
+        """In nats-py's read loop: parse and format a chunk, queue it for writing."""
         started = time.time_ns()
-        arrived = time.monotonic()
         try:
-            other, lines, acks, count, structured, redelivered, statuses = self.path.feed(
-                data, started
-            )
+            (
+                other,
+                lines,
+                acks,
+                replies,
+                subjects,
+                count,
+                structured,
+                redelivered,
+                max_sequence,
+                last_chances,
+                statuses,
+            ) = self.path.feed(data, started)
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
         if count or statuses:
@@ -189,36 +221,70 @@ class FastEngine(Engine):
             self.metrics.pulled()
         if count:
             self._owe_less(count)
-            await self._top_up()  # the next batch is asked for before this one is written
-            if await self.delivery.write(lines, self._in_progress):
-                await self.nc._send_command(acks)  # only now: the lines are written
-                await self.nc._flush_pending()
-                if self.path.debug:
-                    now = time.time_ns()
-                    await self.delivery.write(
-                        self.path.processed(format_duration((now - started) / 1e9), now),
-                        self._in_progress,
-                    )
-                self.acked_through = max(self.acked_through, self.path.max_sequence)
-                self.metrics.batch_written(count, structured, redelivered, len(lines), arrived)
-            else:
-                frames, termed = self.path.settle_failed(
-                    self.settings.audit_max_deliver, self.delivery.nak_payload()
+            self.pending.append(
+                _Batch(
+                    lines,
+                    acks,
+                    replies,
+                    subjects,
+                    count,
+                    structured,
+                    redelivered,
+                    max_sequence,
+                    last_chances,
+                    started,
+                    time.monotonic(),
                 )
-                await self.nc._send_command(frames)
-                await self.nc._flush_pending()
-                self.metrics.counters.naks += count - len(termed)
-                for sequence, delivered, excerpt in termed:
-                    self.delivery.terminated(self.binding.stream, sequence, delivered, excerpt)
+            )
+            self.queued.set()
+            await self._top_up()  # the next batch is asked for before this one is written
         for code, description, pending, _ in statuses:
             await self._on_status(code, description, pending)
         return other
 
+    async def _write_batches(self) -> None:
+        """The one writer: each queued batch is written, then acked (or settled)."""
+        while True:
+            await self.queued.wait()
+            while self.pending:
+                batch = self.pending[0]
+                await self._write(batch)
+                self.pending.popleft()
+                await self._top_up()
+            self.queued.clear()
+
+    async def _write(self, batch: _Batch) -> None:
+        if await self.delivery.write(batch.lines, self._in_progress):
+            await self.nc._send_command(batch.acks)  # only now: the lines are written
+            await self.nc._flush_pending()
+            if self.path.debug:
+                now = time.time_ns()
+                elapsed = format_duration((now - batch.started_ns) / 1e9)
+                await self.delivery.write(
+                    processed_lines(self.log.layout, batch.subjects, batch.replies, elapsed, now),
+                    self._in_progress,
+                )
+            self.acked_through = max(self.acked_through, batch.max_sequence)
+            self.metrics.batch_written(
+                batch.count, batch.structured, batch.redelivered, len(batch.lines), batch.arrived
+            )
+            return
+        max_deliver = self.settings.audit_max_deliver
+        await self.nc._send_command(
+            settle_frames(batch.replies, max_deliver, self.delivery.nak_payload())
+        )
+        await self.nc._flush_pending()
+        self.metrics.counters.naks += batch.count - len(batch.last_chances)
+        for sequence, delivered, excerpt in batch.last_chances:
+            self.delivery.terminated(self.binding.stream, sequence, delivered, excerpt)
+
     async def _in_progress(self) -> int:
-        frames = self.path.frames(b"+WPI")
+        """A write is slow: +WPI for every message delivered and not yet acked,
+        the batch being written and those queued behind it."""
+        frames = b"".join(reply_frames(batch.replies, b"+WPI") for batch in self.pending)
         await self.nc._send_command(frames)
         await self.nc._flush_pending()
-        return frames.count(b"\r\n+WPI\r\n")
+        return sum(batch.count for batch in self.pending)
 
     async def _ignore(self, msg) -> None:  # nats-py's callback: the tap sees the frames first
         return None
@@ -229,8 +295,13 @@ class FastEngine(Engine):
         self.inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(self.inbox, cb=self._ignore)
         self.path = DataPath(
-            sub._id, self.log.layout, self.log.enabled("info"), self.log.enabled("debug")
+            sub._id,
+            self.log.layout,
+            self.log.enabled("info"),
+            self.log.enabled("debug"),
+            self.settings.audit_max_deliver,
         )
+        writer = asyncio.ensure_future(self._write_batches())
         self.nc._ps = _Tap(self.nc._ps, self)
         self.log.info(
             "Starting to listen for JetStream events",
@@ -249,6 +320,7 @@ class FastEngine(Engine):
                 await self._watch()
         finally:
             await self._finish()
+            writer.cancel()
             try:
                 await sub.unsubscribe()
             except Exception:  # the connection may be gone already
@@ -289,3 +361,12 @@ class FastEngine(Engine):
             while self.requests and self.requests[0][1] + 0.2 < now:
                 self.requests.popleft()  # expired at the server by now
             await asyncio.sleep(0.02)
+        # what was delivered is written and acked before the connection closes
+        deadline = time.monotonic() + max(self.settings.audit_ack_wait, 5.0)
+        while self.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        # not written in time (a stuck log output): back to the server at once
+        unwritten = b"".join(reply_frames(batch.replies, b"-NAK") for batch in self.pending)
+        if unwritten:
+            await self.nc._send_command(unwritten)
+            await self.nc._flush_pending()
