@@ -25,11 +25,12 @@ BUILD_MODE := $(if $(filter 1,$(EVENTS_AUDIT_DEBUG)),debug,release)
 BENCH_COLUMNS ?= min,median,mean,ops,rounds
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e lint golden clean distclean FORCE
+include packaging/packaging.mk
+.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e lint golden clean distclean FORCE fuzz
 
 help: ## List the targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON), venv in $(VENV))"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-24s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 venv: $(DEPS_STAMP) ## Create .venv and install runtime, test, dev and build dependencies
 
@@ -121,3 +122,8 @@ distclean: clean ## clean + remove .venv and .tox
 	rm -rf $(VENV) .tox
 
 FORCE:
+
+FUZZ_RUNS ?= 1000000
+
+fuzz: build ## Fuzz the compiled formatter and data path (FUZZ_RUNS, default 1000000)
+	$(VPY) tests/fuzz_targets.py --runs $(FUZZ_RUNS)

@@ -13,7 +13,7 @@ __all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "
 # (other frames, lines, acks, replies, subjects, messages, structured, redelivered,
 #  max sequence, last chances [(sequence, delivered, excerpt)],
 #  statuses [(code, description, pending messages, pending bytes)])
-Feed = tuple[
+_Feed = tuple[
     bytes,
     bytes,
     bytes,
@@ -49,8 +49,8 @@ class DataPath:
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
 
-    def feed(self, data: Buffer, now_ns: int) -> Feed:
-        """One chunk, parsed, formatted and acked in one pass (see Feed)."""
+    def feed(self, data: Buffer, now_ns: int) -> _Feed:
+        """One chunk, parsed, formatted and acked in one pass (see _Feed)."""
 
 def reply_frames(replies: bytes, payload: Buffer) -> bytes:
     """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
