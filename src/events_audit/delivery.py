@@ -1,9 +1,11 @@
 """Writing a batch's lines, and what its messages get for it.
 
-The lines are written (and, for a file, fsynced) in a worker thread while the
-event loop keeps the connection alive; a write that takes longer than a third
-of --audit-ack-wait sends in-progress acks (+WPI) for the batch, so the server
-does not hand it to someone else meanwhile.  Written: the engine acks.  Not
+The lines are written (and, for a file, fsynced) in one write.  Once the
+output has shown it can be slow (a write took over a tenth of the ack wait),
+writes go to a worker thread while the event loop keeps the connection alive,
+and a write that takes longer than a third of --audit-ack-wait sends
+in-progress acks (+WPI) for everything delivered and not yet acked, so the
+server does not hand it to someone else meanwhile.  Written: the engine acks.  Not
 written: every message is NAKed with a delay that grows with each failure in
 a row (1 s, 2 s, 4 s, ... up to --audit-ack-wait), pulling pauses for that
 long, and a message at its last delivery (--audit-max-deliver) is terminated
@@ -33,6 +35,10 @@ class Delivery:
         self.max_deliver = settings.audit_max_deliver
         self.failures = 0  # write failures in a row
         self.paused_until = 0.0  # no pulling before this (monotonic)
+        # Writes go to a worker thread when the output is fsynced (meanwhile
+        # the next batches queue up and share one fsync, a group commit) or
+        # once it has shown it can be slow; else they are done in place.
+        self.slow = sink.fsync
 
     @property
     def paused(self) -> bool:
@@ -42,15 +48,20 @@ class Delivery:
         """Write the lines; True once they are in the log output."""
         if not lines:
             return True
-        loop = asyncio.get_running_loop()
-        writing = loop.run_in_executor(None, self.sink.write, lines)
-        while True:
-            done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))
-            if done:
-                break
-            self.counters.in_progress += await keepalive()  # still writing: the batch is ours
         try:
-            writing.result()
+            if self.slow:
+                await self._write_in_thread(lines, keepalive)
+            else:
+                # A thread hand-off costs more than a write to a healthy
+                # output: write here until the output shows it can be slow.
+                started = time.monotonic()
+                self.sink.write(lines)
+                if time.monotonic() - started > self.ack_wait / 10:
+                    self.slow = True
+                    self.log.warning(
+                        "The log output is slow; writes go to a worker thread "
+                        "and batches get in-progress acks while written"
+                    )
         except SinkError as exc:
             self.counters.write_errors += 1
             self.failures += 1
@@ -66,6 +77,15 @@ class Delivery:
             self.log.info("Log output is writable again", failed_writes=self.failures)
             self.failures = 0
         return True
+
+    async def _write_in_thread(self, lines: bytes, keepalive: Callable[[], Awaitable[int]]) -> None:
+        writing = asyncio.get_running_loop().run_in_executor(None, self.sink.write, lines)
+        while True:
+            done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))
+            if done:
+                break
+            self.counters.in_progress += await keepalive()  # still writing: the batch is ours
+        writing.result()
 
     def nak_delay(self) -> float:
         return min(2.0 ** (self.failures - 1), max(self.ack_wait, 1.0))

@@ -57,6 +57,24 @@ class _Batch:
     started_ns: int
     arrived: float
 
+    @classmethod
+    def join(cls, batches: list[_Batch]) -> _Batch:
+        if len(batches) == 1:
+            return batches[0]
+        return cls(
+            b"".join(b.lines for b in batches),
+            b"".join(b.acks for b in batches),
+            b"".join(b.replies for b in batches),
+            b"".join(b.subjects for b in batches),
+            sum(b.count for b in batches),
+            sum(b.structured for b in batches),
+            sum(b.redelivered for b in batches),
+            max(b.max_sequence for b in batches),
+            [chance for b in batches for chance in b.last_chances],
+            batches[0].started_ns,
+            batches[0].arrived,
+        )
+
 
 class _Tap:
     """Stands in for nats-py's parser; see the module doc."""
@@ -107,6 +125,7 @@ class FastEngine(Engine):
         self._repairing: asyncio.Task | None = None
         self.repair_retry_at = 0.0  # when a failed repair is tried again
         self.pending: deque[_Batch] = deque()  # parsed, not yet written and acked
+        self.pending_count = 0  # their messages
         self.queued = asyncio.Event()
 
     # -- the pull --------------------------------------------------------------
@@ -125,8 +144,8 @@ class FastEngine(Engine):
         """Keep INFLIGHT requests at the server."""
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
-        if len(self.pending) > 1:
-            return  # the writer is behind: what is in flight is enough
+        if self.pending_count >= INFLIGHT * self.batch:
+            return  # the writer is behind: a pipeline's worth is waiting already
         while len(self.requests) < INFLIGHT and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
@@ -221,37 +240,45 @@ class FastEngine(Engine):
             self.metrics.pulled()
         if count:
             self._owe_less(count)
-            self.pending.append(
-                _Batch(
-                    lines,
-                    acks,
-                    replies,
-                    subjects,
-                    count,
-                    structured,
-                    redelivered,
-                    max_sequence,
-                    last_chances,
-                    started,
-                    time.monotonic(),
-                )
+            batch = _Batch(
+                lines,
+                acks,
+                replies,
+                subjects,
+                count,
+                structured,
+                redelivered,
+                max_sequence,
+                last_chances,
+                started,
+                time.monotonic(),
             )
-            self.queued.set()
+            self.pending.append(batch)
+            self.pending_count += count
             await self._top_up()  # the next batch is asked for before this one is written
+            if len(self.pending) == 1 and not self.delivery.slow:
+                # A healthy output: write right here, no hand-off to the writer.
+                await self._write(batch)
+                self.pending.popleft()
+                self.pending_count -= count
+                await self._top_up()
+            else:
+                self.queued.set()
         for code, description, pending, _ in statuses:
             await self._on_status(code, description, pending)
         return other
 
     async def _write_batches(self) -> None:
-        """The one writer: each queued batch is written, then acked (or settled)."""
+        """The one writer: what is queued is written in one go, then acked (or settled)."""
         while True:
             await self.queued.wait()
-            while self.pending:
-                batch = self.pending[0]
-                await self._write(batch)
-                self.pending.popleft()
-                await self._top_up()
             self.queued.clear()
+            while self.pending:
+                taken = len(self.pending)
+                await self._write(_Batch.join(list(self.pending)[:taken]))
+                for _ in range(taken):
+                    self.pending_count -= self.pending.popleft().count
+                await self._top_up()
 
     async def _write(self, batch: _Batch) -> None:
         if await self.delivery.write(batch.lines, self._in_progress):
