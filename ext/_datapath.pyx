@@ -329,7 +329,8 @@ def settle_frames(bytes replies, long max_deliver, nak_payload):
         w_free(&w)
 
 
-def processed_lines(int layout, bytes subjects, bytes replies, str elapsed, long long now_ns):
+def processed_lines(int layout, bytes subjects, bytes replies, str elapsed not None,
+                    long long now_ns):
     """The original's debug "Message processed and acknowledged" per message."""
     cdef Formatter f
     cdef Writer w
