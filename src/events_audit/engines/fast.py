@@ -220,39 +220,18 @@ class FastEngine(Engine):
         """In nats-py's read loop: parse and format a chunk, queue it for writing."""
         started = time.time_ns()
         try:
-            (
-                other,
-                lines,
-                acks,
-                replies,
-                subjects,
-                count,
-                structured,
-                redelivered,
-                max_sequence,
-                last_chances,
-                statuses,
-            ) = self.path.feed(data, started)
+            fed = self.path.feed(data, started)
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
+        other, count, statuses = fed[0], fed[5], fed[10]
         if count or statuses:
             self.last_activity = time.monotonic()
             self.metrics.pulled()
         if count:
             self._owe_less(count)
-            batch = _Batch(
-                lines,
-                acks,
-                replies,
-                subjects,
-                count,
-                structured,
-                redelivered,
-                max_sequence,
-                last_chances,
-                started,
-                time.monotonic(),
-            )
+            # lines, acks, replies, subjects, count, structured, redelivered,
+            # max sequence and last chances, as feed() gives them
+            batch = _Batch(*fed[1:10], started, time.monotonic())
             self.pending.append(batch)
             self.pending_count += count
             await self._top_up()  # the next batch is asked for before this one is written
