@@ -336,3 +336,38 @@ def test_shutdown_is_bounded_when_the_server_is_gone(nats_server, tmp_path, engi
     finally:
         svc.stop()
     assert "JetStream events audit server stopped" in svc.output()
+
+
+@pytest.mark.parametrize("batch", [100, 10])
+def test_fast_engine_keeps_a_deep_pull_pipeline(nats_server, tmp_path, batch) -> None:
+    """The server can stream only as far as it is asked ahead: the fast engine
+    keeps PULL_CREDIT messages' worth of requests waiting, and the consumer
+    it creates has room for them and for as many being written."""
+    from events_audit.jetstream import PULL_CREDIT, requests_in_flight
+
+    svc = Service(
+        tmp_path,
+        base_args(nats_server.url, f"--audit-pull-max-messages={batch}", engine="fast"),
+    ).start()
+    try:
+        svc.wait_for("Starting to listen")
+        expected = requests_in_flight(batch)
+        assert expected * batch >= min(PULL_CREDIT, 64 * batch)
+        wait_until(
+            lambda: consumer_info(nats_server.url).num_waiting == expected,
+            10,
+            f"{expected} waiting pull requests",
+        )
+        info = consumer_info(nats_server.url)
+        assert info.config.max_ack_pending >= 2 * expected * batch
+        # used up requests are replaced: after a burst the depth is back
+        publish(nats_server.url, [(f"events.x{i}", b"raw") for i in range(3 * batch + 7)])
+        wait_all_acked(nats_server.url, 3 * batch + 7)
+        # The server fills waiting requests round robin, so a burst leaves
+        # some partly filled while the engine re-asks for what arrived: the
+        # same credit, spread over a few more requests (until they expire).
+        waiting = consumer_info(nats_server.url).num_waiting
+        assert expected <= waiting <= 2 * expected
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()

@@ -123,10 +123,24 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -
     log.info("Using existing JetStream stream", stream=name)
 
 
-# Enough unacked messages for the pull requests kept in flight (4 of
-# --audit-pull-max-messages each) and the batch being written.
+# How many messages the fast engine keeps asked for at the server.  A deep
+# pipeline is what lets the server stream: with only 4 x 100 asked for, it
+# idled whenever a batch was being written and fsynced (measured: 1.4x more
+# msgs/s at 1,600 than at 400 in the same run).
+PULL_CREDIT = 1600
+
+
+def requests_in_flight(batch: int) -> int:
+    """Pull requests of ``batch`` messages kept at the server: PULL_CREDIT
+    messages' worth, at least 4 and at most 64 requests."""
+    return max(4, min(64, -(-PULL_CREDIT // max(batch, 1))))
+
+
+# Room for every message asked for plus as many being written and acked, so
+# the server never waits on the ack-pending limit while the pipeline is full.
 def max_ack_pending(settings: Settings) -> int:
-    return max(1000, 8 * settings.audit_pull_max_messages)
+    batch = settings.audit_pull_max_messages
+    return max(1000, 2 * requests_in_flight(batch) * batch)
 
 
 def consumer_config(settings: Settings, name: str) -> ConsumerConfig:

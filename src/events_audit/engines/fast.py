@@ -10,8 +10,8 @@ inbox, formats their lines and builds their acks in compiled code, and hands
 every other frame to nats-py's parser unchanged.  Per chunk: one write of the
 lines, then one socket write of the acks (and of the next pull requests).
 
-Pull requests are kept in flight (``INFLIGHT`` requests of
-``--audit-pull-max-messages`` each, re-issued as they are used up) with
+Pull requests are kept in flight (about ``PULL_CREDIT`` messages' worth, in
+requests of ``--audit-pull-max-messages`` each, re-issued as they are used up) with
 ``expires`` = ``--audit-pull-timeout`` and an idle heartbeat; a pull that
 neither delivers nor beats for two heartbeats is taken as lost (a server
 restart, a leader change) and re-issued.
@@ -31,9 +31,8 @@ from nats.js.errors import NotFoundError
 
 from ..config import format_duration
 from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frames, settle_frames
+from ..jetstream import requests_in_flight
 from .base import Engine
-
-INFLIGHT = 4  # pull requests kept at the server
 
 
 def supported(nc: Client) -> bool:
@@ -111,6 +110,7 @@ class FastEngine(Engine):
         # within the consumer's own limits on pull requests, if it has any
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
+        self.inflight = requests_in_flight(self.batch)
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
@@ -127,10 +127,14 @@ class FastEngine(Engine):
         self.pending: deque[_Batch] = deque()  # parsed, not yet written and acked
         self.pending_count = 0  # their messages
         self.queued = asyncio.Event()
+        self._payload, self._payload_for = b"", None
 
     # -- the pull --------------------------------------------------------------
 
     def _request_payload(self) -> bytes:
+        """The body of every pull request (the same until the consumer changes)."""
+        if self._payload_for is self.binding:
+            return self._payload
         request = {
             "batch": self.batch,
             "expires": int(self.expires * 1e9),
@@ -138,15 +142,16 @@ class FastEngine(Engine):
         }
         if self.binding.max_request_max_bytes:  # the consumer demands a byte limit
             request["max_bytes"] = self.binding.max_request_max_bytes
-        return json.dumps(request).encode()
+        self._payload, self._payload_for = json.dumps(request).encode(), self.binding
+        return self._payload
 
     async def _top_up(self) -> None:
-        """Keep INFLIGHT requests at the server."""
+        """Keep ``inflight`` requests at the server."""
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
-        if self.pending_count >= INFLIGHT * self.batch:
+        if self.pending_count >= self.inflight * self.batch:
             return  # the writer is behind: a pipeline's worth is waiting already
-        while len(self.requests) < INFLIGHT and not self.stopping:
+        while len(self.requests) < self.inflight and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
 
