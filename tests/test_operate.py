@@ -140,3 +140,28 @@ def test_stats_can_be_switched_off(nats_server, tmp_path) -> None:
     finally:
         svc.stop()
     assert not re.search("Audit stats", svc.output())
+
+
+def test_batch_histograms_match_prometheus_client() -> None:
+    """The engines count histogram buckets themselves (prometheus-client is
+    imported only at the first scrape); the exposition is the library's own."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from events_audit.metrics import Metrics
+
+    metrics = Metrics("fast")
+    registry = CollectorRegistry()
+    reference = Histogram(
+        "events_audit_batch_size",
+        "Messages per written batch",
+        registry=registry,
+        buckets=metrics.batch_size.bounds,
+    )
+    for value in (0, 1, 1.5, 2, 100, 101, 2000, 2001, 10**6):
+        metrics.batch_size.observe(value)
+        reference.observe(value)
+    ours = [line for line in metrics.exposition()[2].decode().splitlines() if "batch_size" in line]
+    theirs = [
+        line for line in generate_latest(registry).decode().splitlines() if "_created" not in line
+    ]
+    assert ours == theirs

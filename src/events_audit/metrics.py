@@ -3,7 +3,8 @@
 The engines add to plain integer counters once per batch (never per
 message); /metrics reads them at scrape time through a collector, and the
 stats line every --stats-interval is built from the same numbers.  Consumer
-lag comes from consumer info, polled in the background.
+lag comes from consumer info, polled in the background.  prometheus-client
+is imported at the first scrape: it is a tenth of the start-up otherwise.
 """
 
 from __future__ import annotations
@@ -11,11 +12,8 @@ from __future__ import annotations
 import asyncio
 import platform
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, fields
-
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from . import __version__
 
@@ -48,6 +46,30 @@ _HELP = {
 }
 
 
+class Buckets:
+    """A histogram's counts: one per upper bound, then +Inf (not cumulative)."""
+
+    def __init__(self, name: str, help: str, bounds: tuple[float, ...]) -> None:
+        self.name, self.help, self.bounds = name, help, bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        self.sum += value
+
+    def family(self):
+        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.utils import floatToGoString
+
+        cumulative, total = [], 0
+        labels = (*map(floatToGoString, self.bounds), "+Inf")
+        for bound, count in zip(labels, self.counts, strict=True):
+            total += count
+            cumulative.append((bound, total))
+        return HistogramMetricFamily(self.name, self.help, buckets=cumulative, sum_value=self.sum)
+
+
 class Metrics:
     def __init__(self, engine: str = "") -> None:
         self.counters = Counters()
@@ -58,20 +80,17 @@ class Metrics:
         self.num_ack_pending: int | None = None
         self.last_pull = 0.0  # monotonic time of the last completed pull cycle
         self.pull_timeout = 5.0
-        self.registry = CollectorRegistry()
-        self.batch_size = Histogram(
+        self.registry = None  # made at the first scrape
+        self.batch_size = Buckets(
             PREFIX + "batch_size",
             "Messages per written batch",
-            registry=self.registry,
-            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
+            (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000),
         )
-        self.batch_latency = Histogram(
+        self.batch_latency = Buckets(
             PREFIX + "batch_seconds",
             "Time from receiving a batch to acking it",
-            registry=self.registry,
-            buckets=(0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
+            (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
         )
-        self.registry.register(self)
 
     # -- updates from the engines (once per batch) ---------------------------
 
@@ -105,6 +124,12 @@ class Metrics:
     # -- prometheus ------------------------------------------------------------------
 
     def collect(self):
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            InfoMetricFamily,
+        )
+
         c = self.counters
         events = CounterMetricFamily(PREFIX + "events", "Events logged, by kind", labels=["kind"])
         events.add_metric(["structured"], c.structured)
@@ -141,8 +166,16 @@ class Metrics:
                 "python": platform.python_version(),
             },
         )
+        yield self.batch_size.family()
+        yield self.batch_latency.family()
 
     def exposition(self) -> tuple[int, str, bytes]:
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        if self.registry is None:
+            self.registry = CollectorRegistry()
+            self.registry.register(self)
         return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
 
     # -- the stats line ------------------------------------------------------------

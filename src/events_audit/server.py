@@ -12,7 +12,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
-import nkeys
 
 from . import jetstream
 from .config import ConfigError, Settings
@@ -68,6 +67,8 @@ _CREDS_BLOCK = re.compile(r"-+BEGIN (NATS USER JWT|USER NKEY SEED)-+\r?\n(\S+)\r
 
 
 def _check_seed(flag: str, path: str, seed: str) -> None:
+    import nkeys  # only for NKey and .creds auth
+
     try:
         nkeys.from_seed(bytearray(seed.strip().encode()))
     except Exception:
