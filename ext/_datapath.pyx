@@ -11,7 +11,7 @@ for nats-py.  No Python object is made per message.
 
 include "_core.pxi"
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memmove
 
 __all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
 
@@ -71,6 +71,22 @@ cdef int64_t parse_size(const uint8_t *s, Span span) noexcept:
     return value
 
 
+cdef Py_ssize_t frame_length(const uint8_t *s, Py_ssize_t pos, Py_ssize_t eol) noexcept:
+    """Bytes of the MSG/HMSG frame whose control line is s[pos:eol], or 0 when
+    it is not one (feed() then tells what is wrong with it)."""
+    cdef Span args[5]
+    cdef int count
+    cdef int is_hmsg = eol - pos >= 5 and memcmp(s + pos, b"HMSG ", 5) == 0
+    cdef int64_t size
+    if not is_hmsg and not (eol - pos >= 4 and memcmp(s + pos, b"MSG ", 4) == 0):
+        return 0
+    count = split_args(s, pos + (5 if is_hmsg else 4), eol, args, 5)
+    if count < 3 + is_hmsg or count > 4 + is_hmsg:
+        return 0
+    size = parse_size(s, args[count - 1])
+    return 0 if size < 0 else eol + 2 + size + 2 - pos
+
+
 cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
                            Py_ssize_t key_len) noexcept:
     """The value of a header line `key: N` in a header block, or 0."""
@@ -109,8 +125,8 @@ cdef class DataPath:
     cdef readonly bint debug
     cdef long max_deliver   # messages at this delivery are reported with an excerpt
     cdef Formatter fmt
-    cdef Writer tail       # a frame cut by the end of the last chunk
-    cdef Writer work       # tail + chunk, when a feed has to join them
+    cdef Writer tail       # a frame cut by the end of the last chunk, then the next chunks
+    cdef Py_ssize_t need   # bytes of the frame in tail when its size is known, else 0
     cdef Writer other      # frames for nats-py
     cdef Writer acks
     cdef Writer replies    # each followed by '\n'
@@ -122,7 +138,6 @@ cdef class DataPath:
             raise ValueError(f"unknown layout {layout!r}")
         memset(&self.fmt, 0, sizeof(Formatter))
         memset(&self.tail, 0, sizeof(Writer))
-        memset(&self.work, 0, sizeof(Writer))
         memset(&self.other, 0, sizeof(Writer))
         memset(&self.acks, 0, sizeof(Writer))
         memset(&self.replies, 0, sizeof(Writer))
@@ -136,7 +151,6 @@ cdef class DataPath:
     def __dealloc__(self):
         release_formatter(&self.fmt)
         w_free(&self.tail)
-        w_free(&self.work)
         w_free(&self.other)
         w_free(&self.acks)
         w_free(&self.replies)
@@ -149,6 +163,7 @@ cdef class DataPath:
     def reset(self):
         """Forget a partial frame: the connection it came on is gone."""
         self.tail.len = 0
+        self.need = 0
 
     def feed(self, data, long long now_ns):
         """One chunk: (other frames, lines, acks, replies, subjects, messages,
@@ -173,11 +188,13 @@ cdef class DataPath:
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             if self.tail.len:
-                self.work.len = 0
-                w_mem(&self.work, self.tail.buf, self.tail.len)
-                w_mem(&self.work, view.buf, view.len)
-                s = <const uint8_t *>self.work.buf
-                n = self.work.len
+                # A large frame comes in many chunks: append them, and look at
+                # the frame again only once it can be whole (no quadratic copy).
+                w_mem(&self.tail, view.buf, view.len)
+                if self.tail.len < self.need:
+                    return (b"", b"", b"", b"", b"", 0, 0, 0, 0, [], [])
+                s = <const uint8_t *>self.tail.buf
+                n = self.tail.len
             else:
                 s = <const uint8_t *>view.buf
                 n = view.len
@@ -210,7 +227,7 @@ cdef class DataPath:
                     raise ProtocolViolation("malformed sid or size")
                 end = eol + 2 + size + 2
                 if end > n:
-                    break  # the rest of this frame comes with the next chunk
+                    break  # the rest of this frame comes with the next chunks
                 if parse_size(s, args[1]) != self.sid:
                     w_mem(&self.other, s + pos, end - pos)
                     pos = end
@@ -257,9 +274,18 @@ cdef class DataPath:
                                              PyBytes_FromStringAndSize(
                                                  <const char *>s + body,
                                                  min(size, EXCERPT_BYTES))))
-            # keep the unfinished frame for the next chunk
-            self.tail.len = 0
+            # keep the unfinished frame for the next chunk, and how long it is
+            # once its control line is complete
+            self.need = 0
             if pos < n:
+                eol = find_crlf(s, pos, n)
+                if eol >= 0:
+                    self.need = frame_length(s, pos, eol)
+            if s == <const uint8_t *>self.tail.buf:
+                memmove(self.tail.buf, self.tail.buf + pos, n - pos)
+                self.tail.len = n - pos
+            else:
+                self.tail.len = 0
                 w_mem(&self.tail, s + pos, n - pos)
             return (PyBytes_FromStringAndSize(self.other.buf, self.other.len),
                     PyBytes_FromStringAndSize(self.fmt.out.buf, self.fmt.out.len),
