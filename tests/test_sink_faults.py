@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from events_audit.sink import Sink
+from events_audit.sink import Sink, SinkError
 from servers import Service, consumer_info, deliveries, publish, wait_all_acked
 from test_service import base_args
 
@@ -472,6 +472,32 @@ def test_sink_syncs_again_once_reopened_on_a_regular_file(tmp_path, monkeypatch)
     finally:
         sink.close()
     assert real.read_bytes() == b"to the file\n"
+
+
+def test_a_failed_reopen_writes_nothing_and_is_tried_again(tmp_path) -> None:
+    """logrotate moved the file away and the new one cannot be created yet: no
+    line goes to the old file (it may be compressed or deleted next), the
+    write fails, so its messages are NAKed, and the next write reopens."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path, rotated = logs / "audit.log", logs / "audit.log.1"
+    sink = Sink(str(path), fsync=False)
+    try:
+        sink.write(b"before\n")
+        os.rename(path, rotated)
+        chattr("+i", logs)  # the directory refuses the new file (root too)
+        sink.request_reopen()
+        try:
+            for _ in range(2):
+                with pytest.raises(SinkError, match="cannot open log output"):
+                    sink.write(b"during\n")
+        finally:
+            subprocess.run(["chattr", "-i", str(logs)], check=False)
+        sink.write(b"after\n")
+    finally:
+        sink.close()
+    assert rotated.read_bytes() == b"before\n"
+    assert path.read_bytes() == b"after\n"
 
 
 @pytest.mark.parametrize("target", ["stdout", "stderr"])

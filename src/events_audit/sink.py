@@ -57,8 +57,11 @@ class Sink:
         self.reopen_requested = self.owns_fd
 
     def _reopen(self) -> None:
-        self.reopen_requested = False
+        # Until the new file opens, nothing is written: the old one may be
+        # compressed or deleted by now, so the write fails (its messages are
+        # NAKed) and the next write tries again.
         fd = self._open()
+        self.reopen_requested = False
         os.close(self.fd)
         self.fd = fd
         self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
