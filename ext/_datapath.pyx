@@ -319,19 +319,22 @@ cdef tuple status_of(const uint8_t *headers, Py_ssize_t line_len, Py_ssize_t n):
             header_number(headers, n, b"Nats-Pending-Bytes", 18))
 
 
-def reply_frames(bytes replies, payload):
+def reply_frames(bytes replies not None, bytes payload not None):
     """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
     return settle_frames(replies, 0, payload)
 
 
-def settle_frames(bytes replies, long max_deliver, nak_payload):
+def settle_frames(bytes replies not None, max_deliver, bytes nak_payload not None):
     """After a failed write: `nak_payload` to each reply of a feed, but +TERM
     to those at their last delivery (max_deliver > 0)."""
+    if not isinstance(max_deliver, int):  # a C long argument would truncate 2.5
+        raise TypeError(f"max_deliver must be an int, not {type(max_deliver).__name__}")
+    cdef long last = max_deliver
     cdef Writer w
     cdef AckMeta meta
     cdef const char *r = PyBytes_AS_STRING(replies)
     cdef Py_ssize_t n = len(replies), start = 0, i
-    cdef bytes payload = bytes(nak_payload)
+    cdef bytes payload = nak_payload
     cdef bytes size = str(len(payload)).encode()
     memset(&w, 0, sizeof(Writer))
     try:
@@ -340,8 +343,8 @@ def settle_frames(bytes replies, long max_deliver, nak_payload):
                 continue
             w_mem(&w, b"PUB ", 4)
             w_mem(&w, r + start, i - start)
-            if (max_deliver > 0 and parse_ack_reply(<const uint8_t *>r + start, i - start, &meta)
-                    and meta.delivered >= <uint64_t>max_deliver):
+            if (last > 0 and parse_ack_reply(<const uint8_t *>r + start, i - start, &meta)
+                    and meta.delivered >= <uint64_t>last):
                 w_mem(&w, b" 5\r\n+TERM\r\n", 11)
             else:
                 w_byte(&w, b' ')
@@ -355,7 +358,8 @@ def settle_frames(bytes replies, long max_deliver, nak_payload):
         w_free(&w)
 
 
-def processed_lines(int layout, bytes subjects, bytes replies, str elapsed not None,
+def processed_lines(int layout, bytes subjects not None, bytes replies not None,
+                    str elapsed not None,
                     long long now_ns):
     """The original's debug "Message processed and acknowledged" per message."""
     cdef Formatter f

@@ -237,3 +237,30 @@ def test_processed_lines_refuses_other_types() -> None:
         with pytest.raises(TypeError):
             compiled_path.processed_lines(0, result[4], result[3], elapsed, 0)
     assert compiled_path.processed_lines(0, result[4], result[3], "1ms", 0).count(b"\n") == 1
+
+
+BAD_BYTES = (None, "text", 1, bytearray(b"x"), memoryview(b"x"))
+
+
+@pytest.mark.parametrize("module", [compiled_path, pure_path], ids=["compiled", "pure"])
+def test_frame_builders_take_bytes_only(module) -> None:
+    """Both twins refuse what is not bytes alike (the compiled one once read
+    a None as a buffer)."""
+    replies = REPLY % (1, 1, 1) + b"\n"
+    for bad in BAD_BYTES:
+        with pytest.raises(TypeError):
+            module.reply_frames(bad, b"+WPI")
+        with pytest.raises(TypeError):
+            module.reply_frames(replies, bad)
+        with pytest.raises(TypeError):
+            module.settle_frames(bad, 2, b"-NAK")
+        with pytest.raises(TypeError):
+            module.settle_frames(replies, 2, bad)
+        with pytest.raises(TypeError):
+            module.processed_lines(0, bad, replies, "1ms", 0)
+        with pytest.raises(TypeError):
+            module.processed_lines(0, b"e\n", bad, "1ms", 0)
+    for bad in (None, "2", 2.5):
+        with pytest.raises(TypeError):
+            module.settle_frames(replies, bad, b"-NAK")
+    assert module.reply_frames(replies, b"+WPI") == b"PUB " + replies[:-1] + b" 4\r\n+WPI\r\n"

@@ -198,6 +198,16 @@ def _lines(blob: bytes) -> list[bytes]:
     return blob.split(b"\n")[:-1]
 
 
+def _require(kind: type, **arguments: object) -> None:
+    """The compiled twin's typed arguments: exactly this type, no None."""
+    for name, value in arguments.items():
+        if not isinstance(value, kind):
+            raise TypeError(
+                f"argument {name!r} has incorrect type "
+                f"(expected {kind.__name__}, got {type(value).__name__})"
+            )
+
+
 def reply_frames(replies: bytes, payload: bytes) -> bytes:
     """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
     return settle_frames(replies, 0, payload)
@@ -206,6 +216,8 @@ def reply_frames(replies: bytes, payload: bytes) -> bytes:
 def settle_frames(replies: bytes, max_deliver: int, nak_payload: bytes) -> bytes:
     """After a failed write: `nak_payload` to each reply of a feed, but +TERM
     to those at their last delivery (max_deliver > 0)."""
+    _require(bytes, replies=replies, nak_payload=nak_payload)
+    _require(int, max_deliver=max_deliver)
     frames = []
     for reply in _lines(replies):
         meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
@@ -220,6 +232,9 @@ def processed_lines(
     layout: int, subjects: bytes, replies: bytes, elapsed: str, now_ns: int
 ) -> bytes:
     """The original's debug "Message processed and acknowledged" per message."""
+    _require(bytes, subjects=subjects, replies=replies)
+    _require(str, elapsed=elapsed)
+    _require(int, layout=layout, now_ns=now_ns)
     lines = []
     for subject, reply in zip(_lines(subjects), _lines(replies), strict=False):
         meta = parse_ack_reply(reply.decode("utf-8", "surrogateescape")) if reply else None
