@@ -360,14 +360,19 @@ def test_fast_engine_keeps_a_deep_pull_pipeline(nats_server, tmp_path, batch) ->
         )
         info = consumer_info(nats_server.url)
         assert info.config.max_ack_pending >= 2 * expected * batch
-        # used up requests are replaced: after a burst the depth is back
+        # Used up and expired requests are replaced. The server fills waiting
+        # requests round robin, so a burst leaves some partly filled while the
+        # engine re-asks for what arrived: the same credit over a few more
+        # requests until they expire (each expiry is re-issued at once, so
+        # the count is polled, not read once).
         publish(nats_server.url, [(f"events.x{i}", b"raw") for i in range(3 * batch + 7)])
         wait_all_acked(nats_server.url, 3 * batch + 7)
-        # The server fills waiting requests round robin, so a burst leaves
-        # some partly filled while the engine re-asks for what arrived: the
-        # same credit, spread over a few more requests (until they expire).
-        waiting = consumer_info(nats_server.url).num_waiting
-        assert expected <= waiting <= 2 * expected
+        time.sleep(1.5)  # past --audit-pull-timeout=1s: every earlier request has ended
+        wait_until(
+            lambda: expected <= consumer_info(nats_server.url).num_waiting <= 2 * expected,
+            10,
+            f"{expected} to {2 * expected} waiting pull requests after a burst",
+        )
         assert svc.terminate() == 0
     finally:
         svc.stop()
