@@ -376,3 +376,24 @@ def test_fast_engine_keeps_a_deep_pull_pipeline(nats_server, tmp_path, batch) ->
         assert svc.terminate() == 0
     finally:
         svc.stop()
+
+
+def test_large_messages_end_requests_by_bytes_not_by_refusal(nats_server, tmp_path, engine) -> None:
+    """Messages near max_payload (1 MiB here), more than 64 MiB of them: the
+    fast engine's requests carry max_bytes (its memory bound), so the server
+    ends them early with 409 "Message Size Exceeds MaxBytes": a normal end,
+    asked again at once, with no warning and no pause. Every message is
+    logged once and acked."""
+    count, size = 80, 950_000
+    payloads = [(b"big-%d " % i).ljust(size, b"x") for i in range(count)]
+    publish(nats_server.url, [("events.big", payload) for payload in payloads])
+    svc = Service(tmp_path, base_args(nats_server.url, engine=engine)).start()
+    try:
+        wait_all_acked(nats_server.url, count, timeout=60)
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    out = svc.output()
+    assert "refused" not in out and "level=warning" not in out
+    logged = sorted(int(m) for m in re.findall(r"big-(\d+) ", out))
+    assert logged == list(range(count))

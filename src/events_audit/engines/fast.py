@@ -14,7 +14,10 @@ Pull requests are kept in flight (about ``PULL_CREDIT`` messages' worth, in
 requests of ``--audit-pull-max-messages`` each, re-issued as they are used up) with
 ``expires`` = ``--audit-pull-timeout`` and an idle heartbeat; a pull that
 neither delivers nor beats for two heartbeats is taken as lost (a server
-restart, a leader change) and re-issued.
+restart, a leader change) and re-issued.  Each request also carries
+``max_bytes``, so that at most ``PULL_BYTES`` are asked for at any time, and
+no more is asked for while that much waits to be written: large messages
+cannot pile up in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ from ..config import format_duration
 from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frames, settle_frames
 from ..jetstream import requests_in_flight
 from .base import Engine
+
+# Bytes asked for (the requests' max_bytes together) and bytes of lines let
+# wait for the writer: the engine's memory bound with large messages.
+PULL_BYTES = 64 << 20
+# A request must take any message the server accepts: max_payload plus
+# room for the subject and JetStream's headers.
+FRAME_MARGIN = 64 << 10
+# A request ended by its byte limit, not refused.
+ENDED_BY_BYTES = ("Message Size Exceeds MaxBytes", "Batch Completed")
 
 
 def supported(nc: Client) -> bool:
@@ -111,6 +123,14 @@ class FastEngine(Engine):
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
         self.inflight = requests_in_flight(self.batch)
+        # max_bytes per request: a share of PULL_BYTES, but never less than
+        # the largest message (else it could never be delivered); with a
+        # large max_payload, fewer requests.
+        self._largest = (getattr(self.nc, "max_payload", 0) or 1 << 20) + FRAME_MARGIN
+        self.request_bytes = max(PULL_BYTES // self.inflight, self._largest)
+        self.inflight = max(1, min(self.inflight, PULL_BYTES // self.request_bytes))
+        if binding.max_request_max_bytes:  # the consumer's own limit wins
+            self.request_bytes = min(self.request_bytes, binding.max_request_max_bytes)
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
@@ -126,6 +146,7 @@ class FastEngine(Engine):
         self.repair_retry_at = 0.0  # when a failed repair is tried again
         self.pending: deque[_Batch] = deque()  # parsed, not yet written and acked
         self.pending_count = 0  # their messages
+        self.pending_bytes = 0  # and their lines' bytes
         self.queued = asyncio.Event()
         self._payload, self._payload_for = b"", None
 
@@ -139,9 +160,8 @@ class FastEngine(Engine):
             "batch": self.batch,
             "expires": int(self.expires * 1e9),
             "idle_heartbeat": int(self.heartbeat * 1e9),
+            "max_bytes": self.request_bytes,
         }
-        if self.binding.max_request_max_bytes:  # the consumer demands a byte limit
-            request["max_bytes"] = self.binding.max_request_max_bytes
         self._payload, self._payload_for = json.dumps(request).encode(), self.binding
         return self._payload
 
@@ -149,7 +169,7 @@ class FastEngine(Engine):
         """Keep ``inflight`` requests at the server."""
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
-        if self.pending_count >= self.inflight * self.batch:
+        if self.pending_count >= self.inflight * self.batch or self.pending_bytes >= PULL_BYTES:
             return  # the writer is behind: a pipeline's worth is waiting already
         while len(self.requests) < self.inflight and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
@@ -172,6 +192,8 @@ class FastEngine(Engine):
             self.requests.popleft()  # any other status ends the oldest request
         if code in (404, 408):
             pass  # no (more) messages before it expired
+        elif code == 409 and description in ENDED_BY_BYTES and self.request_bytes >= self._largest:
+            pass  # its max_bytes are used up
         elif code == 503 or "Consumer Deleted" in description:
             # no responders: the consumer (or its stream) is gone
             if self._repairing is None or self._repairing.done():
@@ -183,6 +205,8 @@ class FastEngine(Engine):
             self._start_repair()
         elif code == 409 and "Leadership Change" in description:
             self.log.info("Pull request ended by a leader change", status=code)
+        elif code == 409 and "Server Shutdown" in description:
+            self.log.info("Pull request ended: the server is shutting down", status=code)
         else:
             self.log.warning(
                 "Pull request refused by the server", status=code, description=description
@@ -239,12 +263,14 @@ class FastEngine(Engine):
             batch = _Batch(*fed[1:10], started, time.monotonic())
             self.pending.append(batch)
             self.pending_count += count
+            self.pending_bytes += len(batch.lines)
             await self._top_up()  # the next batch is asked for before this one is written
             if len(self.pending) == 1 and not self.delivery.slow:
                 # A healthy output: write right here, no hand-off to the writer.
                 await self._write(batch)
                 self.pending.popleft()
                 self.pending_count -= count
+                self.pending_bytes -= len(batch.lines)
                 await self._top_up()
             else:
                 self.queued.set()
@@ -261,7 +287,9 @@ class FastEngine(Engine):
                 taken = len(self.pending)
                 await self._write(_Batch.join(list(self.pending)[:taken]))
                 for _ in range(taken):
-                    self.pending_count -= self.pending.popleft().count
+                    written = self.pending.popleft()
+                    self.pending_count -= written.count
+                    self.pending_bytes -= len(written.lines)
                 await self._top_up()
 
     async def _write(self, batch: _Batch) -> None:
