@@ -47,6 +47,19 @@ FRAME_MARGIN = 64 << 10
 ENDED_BY_BYTES = ("Message Size Exceeds MaxBytes", "Batch Completed")
 
 
+def pull_shape(batch: int, max_payload: int, consumer_max_bytes: int = 0) -> tuple[int, int]:
+    """(requests kept at the server, max_bytes of each).  Each request gets a
+    share of PULL_BYTES but never less than the largest message (else that
+    message could never be delivered); so with a large max_payload there are
+    fewer requests.  A consumer's own max_request_max_bytes wins."""
+    largest = max_payload + FRAME_MARGIN
+    requests = max(1, min(requests_in_flight(batch), PULL_BYTES // largest))
+    request_bytes = max(PULL_BYTES // requests, largest)
+    if consumer_max_bytes:
+        request_bytes = min(request_bytes, consumer_max_bytes)
+    return requests, request_bytes
+
+
 def supported(nc: Client) -> bool:
     """The nats-py internals this engine relies on are there."""
     return all(hasattr(nc, name) for name in ("_ps", "_send_command", "_flush_pending"))
@@ -122,15 +135,11 @@ class FastEngine(Engine):
         # within the consumer's own limits on pull requests, if it has any
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
-        self.inflight = requests_in_flight(self.batch)
-        # max_bytes per request: a share of PULL_BYTES, but never less than
-        # the largest message (else it could never be delivered); with a
-        # large max_payload, fewer requests.
-        self._largest = (getattr(self.nc, "max_payload", 0) or 1 << 20) + FRAME_MARGIN
-        self.request_bytes = max(PULL_BYTES // self.inflight, self._largest)
-        self.inflight = max(1, min(self.inflight, PULL_BYTES // self.request_bytes))
-        if binding.max_request_max_bytes:  # the consumer's own limit wins
-            self.request_bytes = min(self.request_bytes, binding.max_request_max_bytes)
+        max_payload = getattr(self.nc, "max_payload", 0) or 1 << 20
+        self._largest = max_payload + FRAME_MARGIN
+        self.inflight, self.request_bytes = pull_shape(
+            self.batch, max_payload, binding.max_request_max_bytes
+        )
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
