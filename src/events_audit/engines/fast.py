@@ -185,7 +185,8 @@ class FastEngine(Engine):
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
 
     def _owe_less(self, count: int) -> None:
-        # The server fills waiting requests oldest first.
+        # The server fills waiting requests round robin, so which request a
+        # message used is unknown; what counts is the total still owed.
         while count and self.requests:
             head = self.requests[0]
             taken = min(count, int(head[0]))
