@@ -412,3 +412,42 @@ def test_pull_shape_fits_any_message_within_the_byte_budget(batch, max_payload) 
     assert request_bytes >= max_payload + FRAME_MARGIN  # every message fits one request
     assert requests == 1 or requests * request_bytes <= PULL_BYTES
     assert pull_shape(batch, max_payload, 1000)[1] == 1000  # the consumer's limit wins
+
+
+def test_a_full_max_waiting_is_no_trouble(nats_server, tmp_path) -> None:
+    """Instances sharing a consumer can fill its max_waiting (512 by default).
+    The server then drops the extra requests silently (no 409 for requests
+    with an idle heartbeat): the fast engine goes on with those it took, no
+    warning, no "pull went silent", and every event comes through."""
+
+    async def make_consumer():
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+        nc = await nats.connect(nats_server.url)
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="EVENTS", subjects=[TOPIC]))
+        await js.add_consumer(
+            "EVENTS",
+            ConsumerConfig(
+                durable_name="events-audit-durable",
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subject=TOPIC,
+                max_waiting=5,
+            ),
+        )
+        await nc.close()
+
+    run_async(make_consumer())
+    svc = Service(tmp_path, base_args(nats_server.url, engine="fast")).start()
+    try:
+        svc.wait_for("Starting to listen")
+        time.sleep(2.5)  # past two pull timeouts: re-issues would meet the limit again
+        publish(nats_server.url, [("events.w", b'{"id":"w-%d"}' % i) for i in range(500)])
+        wait_all_acked(nats_server.url, 500)
+        assert consumer_info(nats_server.url).num_waiting <= 5
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    assert "level=warning" not in svc.output()
+    assert len(event_lines(svc)) == 500
