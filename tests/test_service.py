@@ -145,23 +145,30 @@ def test_missing_stream_without_create_is_a_clear_error(nats_server, tmp_path) -
     assert "does not exist and --audit-create-stream=false" in svc.output()
 
 
-def test_existing_push_consumer_is_replaced(nats_server, tmp_path, engine) -> None:
-    async def make_push_consumer():
+def create_consumer(url: str, **config) -> None:
+    """The stream and the durable made before the service starts, as another
+    tool (or an earlier deployment) would leave them."""
+
+    async def create():
         import nats
         from nats.js.api import ConsumerConfig, StreamConfig
 
-        nc = await nats.connect(nats_server.url)
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="EVENTS", subjects=[TOPIC]))
-        await js.add_consumer(
-            "EVENTS",
-            ConsumerConfig(durable_name="events-audit-durable", deliver_subject="push.inbox"),
-        )
-        for i in range(5):
-            await js.publish("events.p", b"push-%d" % i)
-        await nc.close()
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name="EVENTS", subjects=[TOPIC]))
+            await js.add_consumer(
+                "EVENTS", ConsumerConfig(durable_name="events-audit-durable", **config)
+            )
+        finally:
+            await nc.close()
 
-    run_async(make_push_consumer())
+    run_async(create())
+
+
+def test_existing_push_consumer_is_replaced(nats_server, tmp_path, engine) -> None:
+    create_consumer(nats_server.url, deliver_subject="push.inbox")
+    publish(nats_server.url, [("events.p", b"push-%d" % i) for i in range(5)])
     svc = Service(tmp_path, base_args(nats_server.url, "--log-level=info", engine=engine)).start()
     try:
         wait_all_acked(nats_server.url, 5)
@@ -419,26 +426,11 @@ def test_a_full_max_waiting_is_no_trouble(nats_server, tmp_path) -> None:
     The server then drops the extra requests silently (no 409 for requests
     with an idle heartbeat): the fast engine goes on with those it took, no
     warning, no "pull went silent", and every event comes through."""
+    from nats.js.api import AckPolicy
 
-    async def make_consumer():
-        import nats
-        from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
-
-        nc = await nats.connect(nats_server.url)
-        js = nc.jetstream()
-        await js.add_stream(StreamConfig(name="EVENTS", subjects=[TOPIC]))
-        await js.add_consumer(
-            "EVENTS",
-            ConsumerConfig(
-                durable_name="events-audit-durable",
-                ack_policy=AckPolicy.EXPLICIT,
-                filter_subject=TOPIC,
-                max_waiting=5,
-            ),
-        )
-        await nc.close()
-
-    run_async(make_consumer())
+    create_consumer(
+        nats_server.url, ack_policy=AckPolicy.EXPLICIT, filter_subject=TOPIC, max_waiting=5
+    )
     svc = Service(tmp_path, base_args(nats_server.url, engine="fast")).start()
     try:
         svc.wait_for("Starting to listen")
