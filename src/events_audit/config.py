@@ -392,34 +392,37 @@ OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 
 @dataclass(frozen=True)
 class Settings:
-    audit: str = "nope"
-    audit_nats_addr: str = ""
-    audit_topic: str = "accountats"
-    log_level: str = "debug"
-    log_format: str = "text"
-    audit_stream_name: str = "EVENTS"
-    audit_create_stream: bool = True
-    audit_stream_max_age: float = 86400.0
-    audit_stream_max_bytes: int = 1073741824
-    audit_stream_max_msgs: int = 1000000
-    audit_stream_replicas: int = 1
-    audit_consumer_name: str = "events-audit-consumer"
-    audit_durable_name: str = "events-audit-durable"
-    audit_max_deliver: int = 3
-    audit_ack_wait: float = 30.0
-    audit_pull_max_messages: int = 10
-    audit_pull_timeout: float = 5.0
-    health_addr: str = ":3000"
-    log_output: str = "stderr"
-    config: str = ""
-    stats_interval: float = 30.0
-    log_fsync: str = "batch"
-    audit_nats_creds: str = ""
-    audit_nats_nkey: str = ""
-    audit_nats_tls_ca: str = ""
-    audit_nats_tls_cert: str = ""
-    audit_nats_tls_key: str = ""
-    audit_engine: str = "auto"
+    """Every setting, resolved; the defaults live in OPTIONS (one place for
+    the service and --help)."""
+
+    audit: str
+    audit_nats_addr: str
+    audit_topic: str
+    log_level: str
+    log_format: str
+    audit_stream_name: str
+    audit_create_stream: bool
+    audit_stream_max_age: float
+    audit_stream_max_bytes: int
+    audit_stream_max_msgs: int
+    audit_stream_replicas: int
+    audit_consumer_name: str
+    audit_durable_name: str
+    audit_max_deliver: int
+    audit_ack_wait: float
+    audit_pull_max_messages: int
+    audit_pull_timeout: float
+    health_addr: str
+    log_output: str
+    config: str
+    stats_interval: float
+    log_fsync: str
+    audit_nats_creds: str
+    audit_nats_nkey: str
+    audit_nats_tls_ca: str
+    audit_nats_tls_cert: str
+    audit_nats_tls_key: str
+    audit_engine: str
     # where each explicitly given setting came from, for messages
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -483,7 +486,7 @@ def load_yaml(path: str) -> dict[str, Any]:
 def resolve(cli_values: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Settings:
     """Combine command line > environment > YAML file > defaults."""
     environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {option.attr: option.default for option in OPTIONS}
     sources: dict[str, str] = {}
 
     def take(option: Option, raw: Any, source: str) -> None:
