@@ -24,9 +24,7 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,10 @@ import urllib.request
 from pathlib import Path
 
 import nats
+
+# The test suite's server fixture and helpers (tests/servers.py: stdlib + nats).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import NatsServer, free_port, wait_until  # noqa: E402
 
 STREAM = "IMAGETEST"
 TOPIC = "imagetest.>"
@@ -51,55 +53,11 @@ class Unreachable(Failure):
     """The service could not reach the nats-server (network isolation)."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise Failure(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-class NatsServer:
-    def __init__(self, workdir: Path) -> None:
-        binary = shutil.which("nats-server", path=os.path.dirname(sys.executable))
-        if binary is None:
-            raise SystemExit("image-test: nats-server not found next to python (make venv)")
-        self.port = free_port()
-        self.workdir = workdir
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(workdir / "store")],
-            stdout=open(workdir / "nats-server.log", "wb"),  # noqa: SIM115
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self._listening, 10, "nats-server to listen")
-
-    def _listening(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                return sock.recv(5) == b"INFO "
-        except OSError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    try:
+        return wait_until(predicate, timeout, what, interval)
+    except AssertionError as exc:  # a failure of the image, reported as such
+        raise Failure(str(exc)) from None
 
 
 class Runner:
@@ -333,7 +291,7 @@ async def consumer_state(url: str, durable: str) -> dict:
 
 
 def run_service(runner: Runner, workdir: Path, count: int) -> dict:
-    server = NatsServer(workdir)
+    server = NatsServer(workdir, name="nats").start()
     marker = f"image-test-{os.getpid()}-{int(time.time() * 1000) % 100000}"
     service = Service(runner, server, marker)
     result: dict = {"runner": runner.name}

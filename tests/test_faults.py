@@ -36,8 +36,9 @@ from test_service import TOPIC, base_args, event_lines
 STREAM = "EVENTS"
 DURABLE = "events-audit-durable"
 BATCH = 50  # --audit-pull-max-messages
-#: The fast engine keeps 4 pull requests of BATCH in flight: at most this many
-#: messages are delivered to an instance and not yet acked.
+#: Duplicates after a kill are lines written and not yet acked: the write in
+#: progress (a group of chunks), far below the PULL_CREDIT messages asked for;
+#: held to 4 batches here.
 IN_FLIGHT = 4 * BATCH
 
 
