@@ -120,8 +120,14 @@ def report(request, record_property):
     return emit
 
 
-def unacked_after_kill(url: str) -> int:
-    """Delivered and not acked, once the acks a killed instance had sent are in."""
+def kill_mid_stream(victim: Service, publisher: Publisher, url: str, logged: int) -> int:
+    """Publish, kill -9 the victim once it logged `logged` events while more
+    are coming; the messages delivered and not acked, once the acks it had
+    sent are in."""
+    publisher.start()
+    wait_until(lambda: len(event_lines(victim)) >= logged, 30, f"{logged} events logged")
+    victim.kill()
+    assert publisher.is_alive(), "the stream was complete before the kill"
     time.sleep(0.3)
     return consumer_info(url).num_ack_pending
 
@@ -146,11 +152,7 @@ def test_service_killed_mid_stream_then_restarted(nats_server, tmp_path, engine,
     publisher = Publisher(url, total, rate=2500)
     try:
         first.wait_for("Starting to listen")
-        publisher.start()
-        wait_until(lambda: len(event_lines(first)) >= 1500, 30, "1500 events logged")
-        first.kill()
-        assert publisher.is_alive(), "the stream was complete before the kill"
-        unacked_at_kill = unacked_after_kill(url)
+        unacked_at_kill = kill_mid_stream(first, publisher, url, 1500)
         second.start()
         publisher.finish()
         wait_all_acked(url, total, timeout=30)
@@ -301,11 +303,7 @@ def test_one_of_two_instances_killed(nats_server, tmp_path, engine, report) -> N
         survivor.start()
         victim.wait_for("Starting to listen")
         survivor.wait_for("Starting to listen")
-        publisher.start()
-        wait_until(lambda: len(event_lines(victim)) >= 750, 30, "750 events logged by one")
-        victim.kill()
-        assert publisher.is_alive(), "the stream was complete before the kill"
-        unacked_at_kill = unacked_after_kill(url)
+        unacked_at_kill = kill_mid_stream(victim, publisher, url, 750)
         publisher.finish()
         wait_all_acked(url, total, timeout=30)
         assert survivor.terminate() == 0
