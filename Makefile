@@ -12,7 +12,7 @@ PIP_INSTALL := $(PIP) install --disable-pip-version-check
 
 # Files lint looks at.
 PY_SOURCES := src tests bench examples setup.py
-CY_SOURCES := $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi)
+CY_SOURCES := $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi ext/core/*.pxi ext/core/*.h)
 
 # The in-place extension module (`pip install -e .` puts it next to the sources).
 EXT_SUFFIX := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' 2>/dev/null)
