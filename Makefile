@@ -81,18 +81,21 @@ bench: build ## Run the benchmarks (pytest-benchmark, compiled vs pure twin)
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
 	  --benchmark-columns=$(BENCH_COLUMNS) $(BENCH_ARGS)
 
-BENCH_STORAGE := file://bench/baseline
-# A noisy 2-core machine: fail only when a median is this much slower.
-BENCH_FAIL ?= median:40%
+# bench-check/bench-save (bench/gate.py) keep every benchmark as a ratio to a
+# calibration workload timed around it (bench/conftest.py), not as an absolute
+# time, so the baseline holds on another machine and while this one drifts.
+# BENCH_FAIL: how much a ratio may grow. BENCH_SLOWDOWN=1.6 makes every
+# benchmarked call 1.6x slower, to see the gate fail. BENCH_ARGS: pytest options.
+BENCH_BASELINE := bench/baseline/ratios.json
+BENCH_FAIL ?= 40%
+BENCH_GATE = env -u EVENTS_AUDIT_NO_EXTENSIONS BENCH_SLOWDOWN=$(BENCH_SLOWDOWN) \
+  $(VPY) bench/gate.py
 
-bench-save: build ## Record the benchmark baseline (bench/baseline) for bench-check
-	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
-	  --benchmark-storage=$(BENCH_STORAGE) --benchmark-save=baseline $(BENCH_ARGS)
+bench-save: build ## Record the baseline ratios (bench/baseline/ratios.json) for bench-check
+	$(BENCH_GATE) save --baseline $(BENCH_BASELINE) -- $(BENCH_ARGS)
 
-bench-check: build ## Benchmarks compared with the saved baseline; fails on a regression
-	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) -m pytest bench/ --benchmark-only \
-	  --benchmark-storage=$(BENCH_STORAGE) --benchmark-compare \
-	  --benchmark-compare-fail=$(BENCH_FAIL) --benchmark-columns=$(BENCH_COLUMNS) $(BENCH_ARGS)
+bench-check: build ## Benchmark ratios vs the baseline; fails when one grows > BENCH_FAIL (40%)
+	$(BENCH_GATE) check --baseline $(BENCH_BASELINE) --fail $(BENCH_FAIL) -- $(BENCH_ARGS)
 
 bench-e2e: build ## End-to-end: real nats-server, preloaded stream, both engines and formats
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py $(E2E_ARGS)
