@@ -404,7 +404,7 @@ class FsyncCounter:
 @pytest.mark.parametrize("writes", [1, 3])
 def test_sink_fsyncs_a_file_once_per_write(tmp_path, monkeypatch, writes) -> None:
     fsync = FsyncCounter()
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     sink = Sink(str(tmp_path / "a.log"), fsync=True)
     try:
         for i in range(writes):
@@ -418,7 +418,7 @@ def test_sink_fsyncs_a_file_once_per_write(tmp_path, monkeypatch, writes) -> Non
 
 def test_sink_without_fsync_never_syncs(tmp_path, monkeypatch) -> None:
     fsync = FsyncCounter()
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     sink = Sink(str(tmp_path / "a.log"), fsync=False)
     try:
         sink.write(b"x\n")
@@ -431,7 +431,7 @@ def test_sink_without_fsync_never_syncs(tmp_path, monkeypatch) -> None:
 def test_sink_syncs_only_regular_files(tmp_path, monkeypatch) -> None:
     """A FIFO, a pipe and /dev/null are written but not fsynced (EINVAL there)."""
     fsync = FsyncCounter()
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     fifo = tmp_path / "audit.fifo"
     os.mkfifo(fifo)
     fifo_reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -455,7 +455,7 @@ def test_sink_syncs_only_regular_files(tmp_path, monkeypatch) -> None:
 def test_sink_syncs_again_once_reopened_on_a_regular_file(tmp_path, monkeypatch) -> None:
     """A symlink to /dev/null re-pointed to a file (SIGHUP): fsynced from then on."""
     fsync = FsyncCounter()
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     link, real = tmp_path / "audit.log", tmp_path / "real.log"
     link.symlink_to(os.devnull)
     sink = Sink(str(link), fsync=True)
@@ -503,7 +503,7 @@ def test_a_failed_reopen_writes_nothing_and_is_tried_again(tmp_path) -> None:
 @pytest.mark.parametrize("target", ["stdout", "stderr"])
 def test_sink_never_syncs_the_standard_streams(tmp_path, monkeypatch, target) -> None:
     fsync = FsyncCounter()
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "fdatasync", fsync)
     with open(tmp_path / "stream", "w") as stream:  # a regular file: fsync would work
         monkeypatch.setattr(sys, target, stream)
         sink = Sink(target, fsync=True)

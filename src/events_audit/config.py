@@ -328,6 +328,16 @@ OPTIONS: tuple[Option, ...] = (
         "how long a pull waits for messages",
         "duration",
     ),
+    # New in events-audit.
+    _opt(
+        "audit-pull-max-bytes",
+        8 << 20,
+        _positive(parse_size),
+        "Pull",
+        "bytes asked for at a time, all pull requests together (fast engine; keep it well"
+        " below the server's max_pending, 64MB by default)",
+        "size",
+    ),
     _opt(
         "health-addr",
         ":3000",
@@ -412,6 +422,7 @@ class Settings:
     audit_ack_wait: float
     audit_pull_max_messages: int
     audit_pull_timeout: float
+    audit_pull_max_bytes: int
     health_addr: str
     log_output: str
     config: str

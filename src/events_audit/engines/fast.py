@@ -10,24 +10,28 @@ inbox, formats their lines and builds their acks in compiled code, and hands
 every other frame to nats-py's parser unchanged.  Per chunk: one write of the
 lines, then one socket write of the acks (and of the next pull requests).
 
-Pull requests are kept in flight (about ``PULL_CREDIT`` messages' worth, in
-requests of ``--audit-pull-max-messages`` each, re-issued as they are used up) with
-``expires`` = ``--audit-pull-timeout`` and an idle heartbeat; a pull that
-neither delivers nor beats for two heartbeats is taken as lost (a server
-restart, a leader change) and re-issued.  Each request also carries
-``max_bytes``, so that at most ``PULL_BYTES`` are asked for at any time, and
-no more is asked for while that much waits to be written: large messages
-cannot pile up in memory.
+Pull requests are kept in flight (for small events about ``PULL_CREDIT``
+messages' worth, in requests of ``--audit-pull-max-messages`` each, re-issued
+as they are used up) with ``expires`` = ``--audit-pull-timeout`` and an idle
+heartbeat; a pull that neither delivers nor beats for two heartbeats is taken
+as lost (a server restart, a leader change) and re-issued.  Each request also
+carries ``max_bytes``: together they ask for at most ``--audit-pull-max-bytes``
+(what the server may queue for this client while a write waits for the disk,
+so far below its ``max_pending``), and no more is asked for while that much
+waits to be written.  The requests follow the size of the messages
+(``PullShaper``): many for small events, few and large ones for large events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import time
 from collections import deque
 from dataclasses import dataclass
 
+import nats.aio.client
 import nats.errors
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
@@ -37,27 +41,95 @@ from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frame
 from ..jetstream import requests_in_flight
 from .base import Engine
 
-# Bytes asked for (the requests' max_bytes together) and bytes of lines let
-# wait for the writer: the engine's memory bound with large messages.
-PULL_BYTES = 64 << 20
+# nats-py reads the socket 32 KiB at a time; large events come in fewer,
+# larger chunks (fewer Python calls, fewer copies of a frame's parts).
+READ_SIZE = 256 << 10
+
 # A request must take any message the server accepts: max_payload plus
 # room for the subject and JetStream's headers.
 FRAME_MARGIN = 64 << 10
+# The smallest max_bytes a request gets: small events are limited by the
+# message count, not by this.
+MIN_REQUEST_BYTES = 64 << 10
+# After a message too large for the requests, they stay large this long.
+LARGE_HOLD = 10.0
+# glibc's mallopt parameters
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 # A request ended by its byte limit, not refused.
 ENDED_BY_BYTES = ("Message Size Exceeds MaxBytes", "Batch Completed")
 
 
-def pull_shape(batch: int, max_payload: int, consumer_max_bytes: int = 0) -> tuple[int, int]:
-    """(requests kept at the server, max_bytes of each).  Each request gets a
-    share of PULL_BYTES but never less than the largest message (else that
-    message could never be delivered); so with a large max_payload there are
-    fewer requests.  A consumer's own max_request_max_bytes wins."""
-    largest = max_payload + FRAME_MARGIN
-    requests = max(1, min(requests_in_flight(batch), PULL_BYTES // largest))
-    request_bytes = max(PULL_BYTES // requests, largest)
+def pull_shape(
+    batch: int,
+    budget: int,
+    largest: int,
+    per_message: float = 0.0,
+    consumer_max_bytes: int = 0,
+) -> tuple[int, int]:
+    """(requests kept at the server, max_bytes of each) for messages of about
+    ``per_message`` bytes; 0 means unknown, and every request must then take
+    the ``largest`` message.  Together the requests ask for at most
+    ``budget`` bytes (unless one request of ``largest`` is more): that is
+    what the server may queue for this client, so it stays far below the
+    server's max_pending, and what the engine holds in memory.  Small events:
+    the deep pipeline (requests_in_flight); large ones: fewer, larger
+    requests, at least two so that one is at the server while the other's
+    messages are written."""
+    floor = largest if per_message <= 0 else MIN_REQUEST_BYTES
+    want = max(int(batch * per_message + per_message), floor)
+    fewest = 2 if budget >= 2 * floor else 1
+    requests = max(fewest, min(requests_in_flight(batch), budget // want))
+    request_bytes = max(budget // requests, floor)
     if consumer_max_bytes:
         request_bytes = min(request_bytes, consumer_max_bytes)
     return requests, request_bytes
+
+
+class PullShaper:
+    """Follows the size of the messages and shapes the requests after it."""
+
+    def __init__(self, batch: int, budget: int, largest: int, consumer_max_bytes: int) -> None:
+        self.batch, self.budget, self.largest = batch, budget, largest
+        self.consumer_max_bytes = consumer_max_bytes
+        self.per_message = 0.0  # bytes per message, a moving average; 0 unknown
+        self.large_until = 0.0  # a too large message was seen: large requests
+        self.unseen = 0  # bytes read since the last chunk with messages
+
+    def fed(self, nbytes: int, messages: int) -> None:
+        self.unseen += nbytes
+        if messages:
+            size = self.unseen / messages
+            self.unseen = 0
+            self.per_message = size if not self.per_message else 0.7 * self.per_message + 0.3 * size
+
+    def too_small(self) -> None:
+        """A request that got nothing ended by its byte limit: a message
+        larger than the requests waits."""
+        self.large_until = time.monotonic() + LARGE_HOLD
+
+    def shape(self) -> tuple[int, int]:
+        large = time.monotonic() < self.large_until
+        return pull_shape(
+            self.batch,
+            self.budget,
+            self.largest,
+            0.0 if large else self.per_message,
+            self.consumer_max_bytes,
+        )
+
+
+def keep_freed_buffers() -> None:
+    """glibc hands an allocation over 128 KiB back to the kernel when it is
+    freed, so with large events every batch's buffers are faulted in and
+    zeroed again.  Keep up to the pull budget's worth in the heap instead
+    (the peak RSS is the same: that memory was in use a moment before)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(M_TRIM_THRESHOLD, 64 << 20)
 
 
 def supported(nc: Client) -> bool:
@@ -136,10 +208,12 @@ class FastEngine(Engine):
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
         max_payload = getattr(self.nc, "max_payload", 0) or 1 << 20
-        self._largest = max_payload + FRAME_MARGIN
-        self.inflight, self.request_bytes = pull_shape(
-            self.batch, max_payload, binding.max_request_max_bytes
+        self.largest = max_payload + FRAME_MARGIN
+        self.budget = settings.audit_pull_max_bytes
+        self.shaper = PullShaper(
+            self.batch, self.budget, self.largest, binding.max_request_max_bytes
         )
+        self.inflight, self.request_bytes = self.shaper.shape()
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
@@ -162,8 +236,9 @@ class FastEngine(Engine):
     # -- the pull --------------------------------------------------------------
 
     def _request_payload(self) -> bytes:
-        """The body of every pull request (the same until the consumer changes)."""
-        if self._payload_for is self.binding:
+        """The body of every pull request (the same until the consumer or the
+        shape changes)."""
+        if self._payload_for == (self.binding, self.request_bytes):
             return self._payload
         request = {
             "batch": self.batch,
@@ -171,14 +246,16 @@ class FastEngine(Engine):
             "idle_heartbeat": int(self.heartbeat * 1e9),
             "max_bytes": self.request_bytes,
         }
-        self._payload, self._payload_for = json.dumps(request).encode(), self.binding
+        self._payload = json.dumps(request).encode()
+        self._payload_for = (self.binding, self.request_bytes)
         return self._payload
 
     async def _top_up(self) -> None:
         """Keep ``inflight`` requests at the server."""
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
-        if self.pending_count >= self.inflight * self.batch or self.pending_bytes >= PULL_BYTES:
+        self.inflight, self.request_bytes = self.shaper.shape()
+        if self.pending_count >= self.inflight * self.batch or self.pending_bytes >= self.budget:
             return  # the writer is behind: a pipeline's worth is waiting already
         while len(self.requests) < self.inflight and not self.stopping:
             self.requests.append([self.batch, time.monotonic() + self.expires])
@@ -202,8 +279,20 @@ class FastEngine(Engine):
             self.requests.popleft()  # any other status ends the oldest request
         if code in (404, 408):
             pass  # no (more) messages before it expired
-        elif code == 409 and description in ENDED_BY_BYTES and self.request_bytes >= self._largest:
-            pass  # its max_bytes are used up
+        elif code == 409 and description in ENDED_BY_BYTES:
+            # Its max_bytes are used up.  When it got nothing, the next message
+            # is larger than the requests: ask with room for the largest.
+            if pending >= self.batch and self.request_bytes < self.largest:
+                if self.binding.max_request_max_bytes and (
+                    self.request_bytes >= self.binding.max_request_max_bytes
+                ):
+                    self.log.warning(
+                        "A message is larger than the consumer's max_request_max_bytes",
+                        max_request_max_bytes=self.binding.max_request_max_bytes,
+                    )
+                    self._pause(1.0)
+                else:
+                    self.shaper.too_small()
         elif code == 503 or "Consumer Deleted" in description:
             # no responders: the consumer (or its stream) is gone
             if self._repairing is None or self._repairing.done():
@@ -263,6 +352,7 @@ class FastEngine(Engine):
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
         other, count, statuses = fed[0], fed[5], fed[10]
+        self.shaper.fed(len(data), count)
         if count or statuses:
             self.last_activity = time.monotonic()
             self.metrics.pulled()
@@ -341,6 +431,8 @@ class FastEngine(Engine):
     # -- the life --------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        nats.aio.client.DEFAULT_BUFFER_SIZE = max(nats.aio.client.DEFAULT_BUFFER_SIZE, READ_SIZE)
+        keep_freed_buffers()
         self.inbox = self.nc.new_inbox()
         sub = await self.nc.subscribe(self.inbox, cb=self._ignore)
         self.path = DataPath(

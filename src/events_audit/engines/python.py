@@ -11,6 +11,11 @@ from nats.js.errors import NotFoundError
 from ..batch import Renderer, count_structured
 from .base import Engine
 
+# A message's frame beyond its data, subject and reply (headers, the MSG line).
+FRAME_OVERHEAD = 512
+# The bound never falls below this: small events fetch --audit-pull-max-messages.
+MIN_MESSAGE_BOUND = 16 << 10
+
 
 class PythonEngine(Engine):
     name = "python"
@@ -18,6 +23,8 @@ class PythonEngine(Engine):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.renderer = Renderer(self.log)
+        # the largest recent message; until one is seen, the largest allowed
+        self.message_bound = (getattr(self.nc, "max_payload", 0) or 1 << 20) + FRAME_OVERHEAD
 
     async def run(self, stop: asyncio.Event) -> None:
         psub = await self.js.pull_subscribe_bind(
@@ -29,7 +36,6 @@ class PythonEngine(Engine):
             stream=self.binding.stream,
             consumer=self.binding.durable,
         )
-        batch = self.settings.audit_pull_max_messages
         timeout = self.settings.audit_pull_timeout
         try:
             while not stop.is_set():
@@ -40,7 +46,7 @@ class PythonEngine(Engine):
                 # messages are already queued, the server refuses that, and
                 # fetch() drops the queued messages.  Each fetch is a fresh
                 # request with its own timeout, so a lost one ends anyway.
-                fetch = asyncio.ensure_future(psub.fetch(batch, timeout=timeout))
+                fetch = asyncio.ensure_future(psub.fetch(self.fetch_size(), timeout=timeout))
                 stopped = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if not fetch.done():
@@ -64,6 +70,7 @@ class PythonEngine(Engine):
                     await _sleep_unless(stop, 1.0)
                     continue
                 self.metrics.pulled()
+                self.sized(msgs)
                 await self.process(msgs)
         finally:
             await self._nak_leftovers(psub)
@@ -71,6 +78,26 @@ class PythonEngine(Engine):
                 await psub.unsubscribe()
             except Exception:  # the connection may be gone already
                 pass
+
+    def fetch_size(self) -> int:
+        """Messages to fetch: --audit-pull-max-messages, but no more than
+        --audit-pull-max-bytes of the largest recent message.  nats-py's
+        fetch() has no max_bytes, and a fetch of large events that the
+        service reads more slowly than the server sends makes the server drop
+        the connection as a slow consumer."""
+        return max(
+            1,
+            min(
+                self.settings.audit_pull_max_messages,
+                self.settings.audit_pull_max_bytes // self.message_bound,
+            ),
+        )
+
+    def sized(self, msgs: list) -> None:
+        # Up at once, down by halves: a fetch of large events after small ones
+        # can still be one --audit-pull-max-messages long.
+        largest = max(len(m.data) + len(m.reply) + len(m.subject) for m in msgs) + FRAME_OVERHEAD
+        self.message_bound = max(largest, self.message_bound // 2, MIN_MESSAGE_BOUND)
 
     async def _repair_if_gone(self) -> None:
         """Recreate the consumer (and stream) when a deletion broke the pull."""

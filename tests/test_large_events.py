@@ -1,0 +1,167 @@
+"""Large events: what the fast engine asks for is bounded by bytes and follows
+the size of the messages, a slow output never makes nats-server drop the
+connection as a slow consumer, and a disconnect does not leave the engine
+idle.  Real nats-server processes; a TCP proxy cuts the connection."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+
+from events_audit.engines.fast import MIN_REQUEST_BYTES, PullShaper, pull_shape
+from events_audit.jetstream import requests_in_flight
+from proxy import TcpProxy
+from servers import NatsServer, Service, consumer_info, deliveries, publish, wait_all_acked
+from test_service import base_args
+from test_sink_faults import SlowReader
+
+MiB = 1 << 20
+
+
+def event(i: int, size: int) -> bytes:
+    body = {"id": f"ev-{i}", "type": "t", "data": {"note": ""}}
+    pad = size - len(json.dumps(body, separators=(",", ":")))
+    body["data"]["note"] = "word " * (pad // 5) + "x" * (pad % 5)
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def logged_ids(text: str) -> list[int]:
+    return [int(m) for m in re.findall(r'"event_id":"ev-(\d+)"', text)]
+
+
+# -- the shape of the requests (no server) -------------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 10, 100, 1000])
+@pytest.mark.parametrize("budget", [1 * MiB, 8 * MiB, 64 * MiB])
+@pytest.mark.parametrize("largest", [64 << 10, 1 * MiB + (64 << 10), 8 * MiB])
+def test_unknown_sizes_make_requests_that_take_the_largest(batch, budget, largest) -> None:
+    requests, request_bytes = pull_shape(batch, budget, largest)
+    assert request_bytes >= largest  # any message fits one request
+    assert 1 <= requests <= requests_in_flight(batch)
+    assert requests == 1 or requests * request_bytes <= budget
+
+
+@pytest.mark.parametrize("batch", [1, 10, 100, 1000])
+@pytest.mark.parametrize("size", [100, 1 << 10, 4 << 10, 64 << 10, 1 * MiB])
+def test_known_sizes_stay_within_the_budget(batch, size) -> None:
+    budget, largest = 8 * MiB, 1 * MiB + (64 << 10)
+    requests, request_bytes = pull_shape(batch, budget, largest, per_message=size)
+    assert requests * request_bytes <= budget
+    assert request_bytes >= MIN_REQUEST_BYTES
+    assert requests >= 2  # one at the server while the other's messages are written
+    if batch * size * 2 * requests_in_flight(batch) <= budget:
+        assert requests == requests_in_flight(batch)  # small events: the deep pipeline
+
+
+def test_the_consumers_own_limit_wins() -> None:
+    assert pull_shape(100, 8 * MiB, 1 * MiB, 0.0, consumer_max_bytes=1000)[1] == 1000
+
+
+def test_the_shaper_learns_sizes_and_a_large_message_widens_the_requests() -> None:
+    shaper = PullShaper(100, 8 * MiB, 1 * MiB + (64 << 10), 0)
+    assert shaper.shape()[1] >= 1 * MiB  # nothing seen yet: room for the largest
+    for _ in range(5):
+        shaper.fed(100 * 300, 100)
+    requests, request_bytes = shaper.shape()
+    assert requests == requests_in_flight(100) and request_bytes < 1 * MiB
+    shaper.too_small()  # a request got nothing: a larger message waits
+    assert shaper.shape()[1] >= 1 * MiB
+
+
+# -- against nats-server ---------------------------------------------------------
+
+
+def test_a_slow_output_never_makes_a_slow_consumer(tmp_path, engine) -> None:
+    """Events of 512 KiB into a FIFO read at a few MB/s, through a server
+    whose per-client max_pending is 16 MiB: asking for more than that (the
+    engine once asked for 64 MiB) makes the server close the connection as a
+    slow consumer and redeliver what it had queued.  Now: no disconnect,
+    every event once, none redelivered."""
+    server = NatsServer(tmp_path, config="max_pending: 16MB\n").start()
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    reader = SlowReader(fifo, piece=256 << 10, pause=0.02)
+    reader.start()
+    total = 64
+    try:
+        publish(server.url, [("events.big", event(i, 512 << 10)) for i in range(total)])
+        svc = Service(
+            tmp_path,
+            base_args(
+                server.url, "--log-format=json", "--audit-pull-max-messages=100", engine=engine
+            ),
+            log_to_file=False,
+        )
+        svc.args.append(f"--log-output={fifo}")
+        svc.start()
+        try:
+            wait_all_acked(server.url, total, timeout=90)
+            info = consumer_info(server.url)
+            assert svc.terminate() == 0
+        finally:
+            svc.stop()
+    finally:
+        reader.close()
+        server.stop()
+    server_log = server.log_path.read_text(errors="replace")
+    assert "Slow Consumer" not in server_log
+    assert "Disconnected" not in svc.output()
+    assert sorted(logged_ids(reader.text())) == list(range(total))
+    assert deliveries(info) == total
+
+
+def test_large_messages_among_small_ones(nats_server, tmp_path, engine) -> None:
+    """The engine has learnt that events are small when one near max_payload
+    comes: the small requests end by bytes with nothing delivered, and the
+    next ones have room for it.  No warning, every event once."""
+    svc = Service(tmp_path, base_args(nats_server.url, "--log-format=json", engine=engine))
+    svc.start()
+    try:
+        svc.wait_for("Starting to listen")
+        publish(nats_server.url, [("events.s", event(i, 300)) for i in range(300)])
+        wait_all_acked(nats_server.url, 300)
+        big = [("events.b", event(300 + i, (1 << 20) - 4096)) for i in range(3)]
+        small = [("events.s", event(303 + i, 300)) for i in range(300)]
+        publish(nats_server.url, big + small)
+        wait_all_acked(nats_server.url, 603, timeout=30)
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    out = svc.output()
+    assert "level=warning" not in out and '"level":"warning"' not in out
+    assert sorted(logged_ids(out)) == list(range(603))
+
+
+def test_after_a_cut_connection_the_engine_asks_again_at_once(nats_server, tmp_path, engine):
+    """The connection is closed under the service while 16 KiB events flow:
+    it reconnects and goes on at once (events published after the reconnect
+    are logged within seconds, long before the 30 s ack wait would bring back
+    what the old connection held); nothing is lost."""
+    proxy = TcpProxy(("127.0.0.1", nats_server.port))
+    total = 400
+    try:
+        publish(nats_server.url, [("events.m", event(i, 16 << 10)) for i in range(total)])
+        svc = Service(tmp_path, base_args(proxy.url, "--log-format=json", engine=engine))
+        svc.start()
+        try:
+            svc.wait_for('"event_id":"ev-', timeout=20)
+            assert proxy.cut() >= 1
+            svc.wait_for("Reconnected to NATS", timeout=15)
+            wait_all_acked(nats_server.url, total, timeout=60)
+            started = time.monotonic()
+            later = [("events.m", event(total + i, 300)) for i in range(50)]
+            publish(nats_server.url, later)
+            wait_all_acked(nats_server.url, total + 50, timeout=20)
+            elapsed = time.monotonic() - started
+            assert svc.terminate() == 0
+        finally:
+            svc.stop()
+    finally:
+        proxy.close()
+    assert elapsed < 5, f"{elapsed:.1f}s to log 50 events after the reconnect"
+    assert set(logged_ids(svc.output())) == set(range(total + 50))
