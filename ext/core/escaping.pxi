@@ -4,28 +4,11 @@
 # Escaping: encoding/json strings, strconv.Quote, logrus' bare values
 # ---------------------------------------------------------------------------
 
-# Byte classes: 0 copies as is; 1 is an ASCII byte with an escape; 2 starts
-# a multi-byte (or ill-formed) sequence that needs decoding.
-cdef uint8_t JSON_CLASS[256]   # encoding/json with HTML escaping (logrus)
-cdef uint8_t QUOTE_CLASS[256]  # strconv.Quote
-cdef uint8_t BARE[256]         # 1: logrus writes the byte unquoted ([A-Za-z0-9-._/@^+])
-cdef char QUOTE_ESCAPE[32][4]  # \a..\r short forms, else \xNN, for bytes < 0x20
-
-
-cdef void _load_byte_tables():
-    cdef int c
-    for c in range(256):
-        if c >= 0x80:
-            JSON_CLASS[c] = 2
-            QUOTE_CLASS[c] = 2
-        else:
-            JSON_CLASS[c] = c < 0x20 or c in (0x22, 0x5C, 0x3C, 0x3E, 0x26)
-            QUOTE_CLASS[c] = c < 0x20 or c in (0x22, 0x5C, 0x7F)
-        BARE[c] = ((0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (0x30 <= c <= 0x39)
-                   or c in (0x2D, 0x2E, 0x5F, 0x2F, 0x40, 0x5E, 0x2B))
-
-
-_load_byte_tables()
+# Which bytes need a look is decided 16 at a time by core/scan.h: for
+# encoding/json (with logrus' HTML escaping) < 0x20, '"', '\\', '<', '>', '&';
+# for strconv.Quote < 0x20, '"', '\\', DEL; for both every byte >= 0x80, the
+# start of a rune to decode.  logrus writes a text value bare when each of
+# its bytes is in [A-Za-z0-9-._/@^+].
 
 
 cdef inline char *put_hex_escape(char *out, char kind, uint32_t r, int digits) noexcept:
@@ -37,6 +20,31 @@ cdef inline char *put_hex_escape(char *out, char kind, uint32_t r, int digits) n
     return out + 2 + digits
 
 
+cdef extern from "core/scan.h" nogil:
+    size_t ea_scan_plain(const uint8_t *s, size_t i, size_t n, uint8_t c1, uint8_t c2,
+                         uint8_t c3, uint8_t c4, uint8_t c5)
+    size_t ea_scan_string(const uint8_t *s, size_t i, size_t n, uint8_t c1, uint8_t c2,
+                          int *high)
+    size_t ea_scan_bare(const uint8_t *s, size_t i, size_t n)
+
+
+# The scans stop at every byte < 0x20 or >= 0x80 and at these, so that the
+# tables above decide only for the bytes the scan stopped at.
+cdef inline Py_ssize_t json_plain_run(const uint8_t *s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    return <Py_ssize_t>ea_scan_plain(s, i, n, 0x22, 0x5C, 0x3C, 0x3E, 0x26)
+
+
+cdef inline Py_ssize_t quote_plain_run(const uint8_t *s, Py_ssize_t i, Py_ssize_t n) noexcept:
+    return <Py_ssize_t>ea_scan_plain(s, i, n, 0x22, 0x5C, 0x7F, 0x7F, 0x7F)
+
+
+cdef inline char *w_room(Writer *w, char *out, Py_ssize_t extra) except NULL:
+    """Room for `extra` more bytes at `out` (the buffer may move)."""
+    w.len = out - w.buf
+    w_reserve(w, extra)
+    return w.buf + w.len
+
+
 cdef int w_json_string(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     """A Go string as encoding/json writes it (HTML-escaped)."""
     cdef Py_ssize_t i = 0, start
@@ -44,18 +52,18 @@ cdef int w_json_string(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     cdef uint32_t r
     cdef int width
     cdef char *out
-    w_reserve(w, 6 * n + 2)  # the longest escape, \u00XX, is 6 bytes for 1
+    w_reserve(w, n + 16)  # grown at each escape, for the rest and that escape
     out = w.buf + w.len
     out[0] = b'"'
     out += 1
     while True:
         start = i
-        while i < n and JSON_CLASS[s[i]] == 0:
-            i += 1
+        i = json_plain_run(s, i, n)
         memcpy(out, s + start, i - start)
         out += i - start
         if i >= n:
             break
+        out = w_room(w, out, n - i + 16)
         b = s[i]
         if b < 0x80:
             out[0] = b'\\'
@@ -101,18 +109,18 @@ cdef int w_go_quote(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     cdef uint32_t r
     cdef int width
     cdef char *out
-    w_reserve(w, 4 * n + 2)  # no escape is longer than 4 bytes per input byte
+    w_reserve(w, n + 16)  # grown at each escape, for the rest and that escape
     out = w.buf + w.len
     out[0] = b'"'
     out += 1
     while True:
         start = i
-        while i < n and QUOTE_CLASS[s[i]] == 0:
-            i += 1
+        i = quote_plain_run(s, i, n)
         memcpy(out, s + start, i - start)
         out += i - start
         if i >= n:
             break
+        out = w_room(w, out, n - i + 16)
         b = s[i]
         if b < 0x80:
             if b == 0x22 or b == 0x5C:
@@ -147,8 +155,6 @@ cdef int w_go_quote(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
 
 cdef int w_text_value(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     """logrus TextFormatter: bare when every byte is safe, else %q."""
-    cdef Py_ssize_t i
-    for i in range(n):
-        if not BARE[s[i]]:
-            return w_go_quote(w, s, n)
+    if <Py_ssize_t>ea_scan_bare(s, 0, n) < n:
+        return w_go_quote(w, s, n)
     return w_mem(w, s, n)

@@ -1,4 +1,5 @@
-# Included by ../_core.pxi.  Twin: _formatting_py: "time" (format_event_timestamp, local_rfc3339, local_log_time).
+# Included by ../_core.pxi.  Twin: _formatting_py: "time" (format_event_timestamp, local_rfc3339,
+# local_log_time).
 
 # ---------------------------------------------------------------------------
 # Time

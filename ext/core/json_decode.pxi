@@ -1,4 +1,5 @@
-# Included by ../_core.pxi.  Twin: _formatting_py: "encoding/json" (_Decoder, unquote, decode_event).
+# Included by ../_core.pxi.  Twin: _formatting_py: "encoding/json" (_Decoder, unquote,
+# decode_event).
 
 # ---------------------------------------------------------------------------
 # JSON decoding with Go's semantics into a compact tree
@@ -79,8 +80,14 @@ cdef int scan_string(Decoder *d, Item *out) noexcept:
     cdef Py_ssize_t pos = d.pos + 1, n = d.n
     cdef uint8_t c
     cdef uint8_t flags = F_PLAIN
+    cdef int high = 0
     out.a = <uint32_t>pos
     while pos < n:
+        pos = <Py_ssize_t>ea_scan_string(s, pos, n, 0x22, 0x5C, &high)
+        if high:
+            flags = 0
+        if pos >= n:
+            break
         c = s[pos]
         if c == 0x22:
             out.b = <uint32_t>pos
@@ -106,9 +113,7 @@ cdef int scan_string(Decoder *d, Item *out) noexcept:
                 return INVALID
             pos += 2
             continue
-        if c >= 0x80:
-            flags = 0
-        pos += 1
+        return INVALID  # the scan stops only at '"', '\\' and control bytes
     return INVALID
 
 
@@ -135,6 +140,10 @@ cdef int unquote_into(Writer *w, const uint8_t *s, Py_ssize_t n) except -1:
     cdef uint32_t r, low
     cdef int width
     while i < n:
+        # a validated body has no control bytes: the scan stops at '\\' and >= 0x80
+        i = <Py_ssize_t>ea_scan_plain(s, i, n, 0x5C, 0x5C, 0x5C, 0x5C, 0x5C)
+        if i >= n:
+            break
         c = s[i]
         if c == 0x5C:
             w_mem(w, s + start, i - start)

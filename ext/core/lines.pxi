@@ -1,4 +1,5 @@
-# Included by ../_core.pxi.  Twin: _formatting_py: "The handler and the three layouts" (format_message, _render).
+# Included by ../_core.pxi.  Twin: _formatting_py: "The handler and the three layouts"
+# (format_message, _render).
 
 # ---------------------------------------------------------------------------
 # One message, one line

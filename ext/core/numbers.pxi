@@ -1,4 +1,5 @@
-# Included by ../_core.pxi.  Twin: _formatting_py: shortest_digits, go_json_float, go_sprint_float.
+# Included by ../_core.pxi.  Twin: _formatting_py: shortest_digits, go_json_float,
+# go_sprint_float.
 
 # ---------------------------------------------------------------------------
 # Numbers: float64 as encoding/json and fmt's %v print them

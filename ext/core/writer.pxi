@@ -1,4 +1,5 @@
-# Included by ../_core.pxi.  Twin: no twin: the pure twin builds str values; this is the buffer every C part writes into.
+# Included by ../_core.pxi.  Twin: no twin: the pure twin builds str values; this is the buffer
+# every C part writes into.
 
 # ---------------------------------------------------------------------------
 # Writer: a growing byte buffer
