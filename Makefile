@@ -26,7 +26,7 @@ BENCH_COLUMNS ?= min,median,mean,ops,rounds
 
 .DEFAULT_GOAL := help
 include packaging/packaging.mk
-.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e lint golden clean distclean FORCE fuzz
+.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e bench-sizes lint golden clean distclean FORCE fuzz
 
 help: ## List the targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON), venv in $(VENV))"
@@ -99,6 +99,10 @@ bench-check: build ## Benchmark ratios vs the baseline; fails when one grows > B
 
 bench-e2e: build ## End-to-end: real nats-server, preloaded stream, both engines and formats
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py $(E2E_ARGS)
+
+SIZES ?= 256,1K,4K,16K,64K,256K,1M
+bench-sizes: build ## End-to-end size sweep: 256 B to 1 MiB events, ~100 MB each, both engines and formats
+	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py --sizes $(SIZES) --mb 100 --rounds 1 $(E2E_ARGS)
 
 lint: venv ## ruff check + ruff format --check (Python), cython-lint (ext/)
 	@export PATH="$(abspath $(VENV))/bin:$$PATH"; rc=0; \

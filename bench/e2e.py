@@ -1,19 +1,23 @@
 """End-to-end benchmark: a real nats-server, N preloaded messages, the service.
 
-For every candidate (engine x log format) and every round: start a fresh
-nats-server on a free loopback port with a temporary store, preload N
-messages (80 % structured events of about 300 bytes, 20 % raw lines; not
-timed), start ``python -m events_audit`` writing to a file, and time it until
-the server shows every message acked.  Candidates are interleaved round by
-round so the machine's drift hits all of them alike; medians are reported.
+For every event size and every round: start a fresh nats-server on a free
+loopback port with a temporary store and preload the messages (80 %
+structured events, 20 % raw lines; not timed).  Then each candidate (engine
+x log format, in an order that turns round by round) consumes the whole
+stream through a durable of its own (``python -m events_audit`` writing to a
+file) and is timed until the server shows every message acked.  Candidates
+share the round's stream, so the machine's drift hits all of them alike;
+medians are reported.
 
-    python bench/e2e.py --n 40000 --rounds 3
-    make bench-e2e                     # the same, with the defaults
+    python bench/e2e.py --n 40000 --rounds 3          # ~300-byte events
+    python bench/e2e.py --sizes 1K,64K,1M --mb 100    # a size sweep
+    make bench-e2e / make bench-sizes                 # the same, with defaults
 
-Reported per candidate: msgs/s (N / spawn-to-all-acked), steady msgs/s
-(first delivery to all acked), consumer CPU per message (user+sys of the
-service from its first delivery), peak RSS (VmHWM), and whether the log has
-exactly one line per message.
+Reported per candidate and size: msgs/s (N / spawn-to-all-acked), steady
+msgs/s and MB/s of payload (first delivery to all acked), consumer CPU per
+message (user+sys of the service from its first delivery), peak RSS (VmHWM),
+and whether the log has exactly one line per message (every message carries
+a marker, event-<n> or raw-<n>, and each must appear once).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -38,7 +43,22 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def payloads(n: int, seed: int = 1) -> list[bytes]:
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india")
+
+
+def filler(rng: random.Random, size: int) -> str:
+    """Printable words, exactly ``size`` characters."""
+    words: list[str] = []
+    length = 0
+    while length < size:
+        words.append(rng.choice(WORDS))
+        length += len(words[-1]) + 1
+    return " ".join(words)[:size]
+
+
+def payloads(n: int, size: int = 0, seed: int = 1) -> list[bytes]:
+    """N messages: 80 % structured events, 20 % raw lines; ``size`` pads
+    each to that many bytes (0: natural, about 300 bytes)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -58,10 +78,25 @@ def payloads(n: int, seed: int = 1) -> list[bytes]:
                     "note": "x" * rng.randrange(60, 120),
                 },
             }
-            out.append(json.dumps(event, separators=(",", ":")).encode())
+            body = json.dumps(event, separators=(",", ":")).encode()
+            if size > len(body):
+                event["data"]["note"] = filler(rng, size - len(body) + len(event["data"]["note"]))
+                body = json.dumps(event, separators=(",", ":")).encode()
+            out.append(body)
         else:
-            out.append(f"raw-{i} plain text audit line from host-{rng.randrange(99)}".encode())
+            line = f"raw-{i} plain text audit line from host-{rng.randrange(99)}"
+            if size > len(line) + 1:
+                line += " " + filler(rng, size - len(line) - 1)
+            out.append(line.encode())
     return out
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
 
 
 class Server:
@@ -107,20 +142,22 @@ async def preload(url: str, data: list[bytes]) -> None:
     nc = await nats.connect(url)
     js = nc.jetstream()
     await js.add_stream(StreamConfig(name="EVENTS", subjects=["events.>"]))
-    for start in range(0, len(data), 500):  # 500 publishes in flight at a time
+    # publishes in flight: 500, or fewer for large messages (at most ~8 MB)
+    step = max(1, min(500, (8 << 20) // max(1, max(len(p) for p in data))))
+    for start in range(0, len(data), step):
         await asyncio.gather(
             *(
                 js.publish("events.event" if payload[:1] == b"{" else "events.raw", payload)
-                for payload in data[start : start + 500]
+                for payload in data[start : start + step]
             )
         )
     await nc.close()
 
 
-async def acked(url: str) -> tuple[int, int]:
+async def acked(url: str, durable: str) -> tuple[int, int]:
     nc = await nats.connect(url)
     try:
-        info = await nc.jetstream().consumer_info("EVENTS", "events-audit-durable")
+        info = await nc.jetstream().consumer_info("EVENTS", durable)
         return info.ack_floor.stream_seq, info.delivered.stream_seq
     except Exception:
         return 0, 0
@@ -140,100 +177,141 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_one(engine: str, fmt: str, n: int, batch: int, data: list[bytes]) -> dict:
-    server = Server()
+MARKER = re.compile(rb"(?:event|raw)-(\d+)")
+
+
+def lines_exactly_once(log: Path, n: int) -> bool:
+    """Every message's marker in exactly one line, and nothing else logged as an event."""
+    seen = bytearray(n)
+    count = 0
+    with open(log, "rb") as lines:
+        for line in lines:
+            if b"Received structured event" not in line and b"Received raw event" not in line:
+                continue
+            count += 1
+            match = MARKER.search(line)
+            if not match or int(match.group(1)) >= n or seen[int(match.group(1))]:
+                return False
+            seen[int(match.group(1))] = 1
+    return count == n
+
+
+def run_one(server: Server, engine: str, fmt: str, n: int, batch: int, size: int, nbytes: int):
+    durable = f"bench-{engine}-{fmt}"
+    log = server.dir / f"{durable}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_LISTNER_")}
+    args = [
+        sys.executable,
+        "-m",
+        "events_audit",
+        "--audit=nats",
+        f"--audit-nats-addr={server.url}",
+        "--audit-topic=events.>",
+        f"--audit-durable-name={durable}",
+        f"--audit-consumer-name={durable}",
+        f"--audit-pull-max-messages={batch}",
+        "--log-level=info",
+        f"--log-format={fmt}",
+        f"--log-output={log}",
+        "--health-addr=",
+        f"--audit-engine={engine}",
+    ]
+    started = time.monotonic()
+    proc = subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    first = cpu_first = None
     try:
-        asyncio.run(preload(server.url, data))
-        log = server.dir / "audit.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_LISTNER_")}
-        args = [
-            sys.executable,
-            "-m",
-            "events_audit",
-            "--audit=nats",
-            f"--audit-nats-addr={server.url}",
-            "--audit-topic=events.>",
-            f"--audit-pull-max-messages={batch}",
-            "--log-level=info",
-            f"--log-format={fmt}",
-            f"--log-output={log}",
-            "--health-addr=",
-            f"--audit-engine={engine}",
-        ]
-        started = time.monotonic()
-        proc = subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-        first = cpu_first = None
         while True:
-            done, delivered = asyncio.run(acked(server.url))
+            done, delivered = asyncio.run(acked(server.url, durable))
             now = time.monotonic()
             if first is None and delivered > 0:
                 first, cpu_first = now, cpu_seconds(proc.pid)
             if done >= n:
                 break
-            if now - started > 120 or proc.poll() is not None:
+            if now - started > 300 or proc.poll() is not None:
                 raise RuntimeError(f"{engine}/{fmt}: not done ({done}/{n})")
-            time.sleep(0.01)
+            time.sleep(0.005)
         seconds = now - started
         cpu = cpu_seconds(proc.pid) - (cpu_first or 0.0)
         rss = peak_rss_mb(proc.pid)
+    finally:
         proc.terminate()
         proc.wait(timeout=30)
-        lines = sum(
-            1
-            for line in log.read_bytes().split(b"\n")
-            if b"Received structured event" in line or b"Received raw event" in line
-        )
-        return {
-            "engine": engine,
-            "format": fmt,
-            "n": n,
-            "seconds": seconds,
-            "msgs_per_s": n / seconds,
-            "steady_msgs_per_s": n / max(now - first, 1e-9),
-            "cpu_us_per_msg": cpu / n * 1e6,
-            "peak_rss_mb": rss,
-            "lines_ok": lines == n,
-        }
-    finally:
-        server.close()
+    steady = max(now - (first or started), 1e-9)
+    result = {
+        "engine": engine,
+        "format": fmt,
+        "size": size,
+        "n": n,
+        "seconds": seconds,
+        "msgs_per_s": n / seconds,
+        "steady_msgs_per_s": n / steady,
+        "steady_mb_per_s": nbytes / steady / 1e6,
+        "cpu_us_per_msg": cpu / n * 1e6,
+        "peak_rss_mb": rss,
+        "lines_ok": lines_exactly_once(log, n),
+    }
+    log.unlink()
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=40000)
+    parser.add_argument("--n", type=int, default=40000, help="messages (without --sizes)")
+    parser.add_argument("--sizes", default="", help="event sizes, e.g. 256,1K,64K,1M")
+    parser.add_argument("--mb", type=float, default=100, help="MB of events per size")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", default="fast,python")
     parser.add_argument("--formats", default="json,text")
     parser.add_argument("--json-out", help="append every run as a JSON line")
     args = parser.parse_args()
-    data = payloads(args.n)
+    try:
+        sizes = [parse_size(s) for s in args.sizes.split(",")] if args.sizes else [0]
+    except ValueError:
+        parser.error(f"--sizes: not a list of sizes: {args.sizes!r}")
     candidates = [(e, f) for e in args.engines.split(",") for f in args.formats.split(",")]
-    results: dict[tuple[str, str], list[dict]] = {c: [] for c in candidates}
-    for round_no in range(args.rounds):
-        for engine, fmt in candidates:
-            result = run_one(engine, fmt, args.n, args.batch, data)
-            results[(engine, fmt)].append(result)
-            print(json.dumps({"round": round_no, **result}), flush=True)
-            if args.json_out:
-                with open(args.json_out, "a") as out:
-                    out.write(json.dumps({"round": round_no, **result}) + "\n")
+    results: dict[tuple[int, str, str], list[dict]] = {}
+    for size in sizes:
+        n = max(100, int(args.mb * 1e6 / size)) if size else args.n
+        data = payloads(n, size)
+        nbytes = sum(len(p) for p in data)
+        for round_no in range(args.rounds):
+            server = Server()
+            try:
+                asyncio.run(preload(server.url, data))
+                turn = round_no % len(candidates)  # who goes first moves on each round
+                for engine, fmt in candidates[turn:] + candidates[:turn]:
+                    result = run_one(server, engine, fmt, n, args.batch, size, nbytes)
+                    results.setdefault((size, engine, fmt), []).append(result)
+                    print(json.dumps({"round": round_no, **result}), flush=True)
+                    if args.json_out:
+                        with open(args.json_out, "a") as out:
+                            out.write(json.dumps({"round": round_no, **result}) + "\n")
+            finally:
+                server.close()
     print(
-        f"\n{'engine':8} {'format':6} {'msgs/s':>10} {'steady/s':>10} {'cpu us/msg':>10} "
-        f"{'rss MB':>7} lines_ok   (medians of {args.rounds} rounds, N={args.n}, "
+        f"\n{'size':>7} {'engine':8} {'format':6} {'N':>7} {'msgs/s':>9} {'steady/s':>9} "
+        f"{'MB/s':>6} {'us/msg':>8} {'rss MB':>6} lines_ok   (medians of {args.rounds} rounds, "
         f"batch {args.batch})"
     )
     ok = True
-    for (engine, fmt), runs in results.items():
+    for (size, engine, fmt), runs in results.items():
         med = {
             k: statistics.median(r[k] for r in runs)
-            for k in ("msgs_per_s", "steady_msgs_per_s", "cpu_us_per_msg", "peak_rss_mb")
+            for k in (
+                "msgs_per_s",
+                "steady_msgs_per_s",
+                "steady_mb_per_s",
+                "cpu_us_per_msg",
+                "peak_rss_mb",
+            )
         }
         lines_ok = all(r["lines_ok"] for r in runs)
         ok &= lines_ok
         print(
-            f"{engine:8} {fmt:6} {med['msgs_per_s']:10.0f} {med['steady_msgs_per_s']:10.0f} "
-            f"{med['cpu_us_per_msg']:10.2f} {med['peak_rss_mb']:7.1f} {lines_ok}"
+            f"{size or '~300':>7} {engine:8} {fmt:6} {runs[0]['n']:7d} {med['msgs_per_s']:9.0f} "
+            f"{med['steady_msgs_per_s']:9.0f} {med['steady_mb_per_s']:6.1f} "
+            f"{med['cpu_us_per_msg']:8.2f} {med['peak_rss_mb']:6.1f} {lines_ok}"
         )
     return 0 if ok else 1
 

@@ -83,3 +83,35 @@ def test_format_structured_text_py(benchmark) -> None:
 @pytest.mark.benchmark(group="raw-text")
 def test_format_raw_text_py(benchmark) -> None:
     _run(benchmark, pure.format_batch, RAW_PAYLOADS, pure.LAYOUT_TEXT)
+
+
+# -- large events (compiled only: the twin takes seconds) ---------------------
+#
+# One batch of 64 events of 4 KiB and 16 of 64 KiB: a structured event with a
+# long string in its data, and a raw line, as audit records that carry a
+# request or a diff.  What counts here is the cost per byte of the escaping
+# and decoding loops.
+
+
+def _large(size: int, count: int) -> tuple[list[bytes], list[bytes]]:
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet "
+    note = (words * (size // len(words) + 1))[: size - 180]
+    event = (
+        b'{"id":"event-12345","type":"user.action","source":"user-service",'
+        b'"timestamp":"2025-01-11T10:30:00Z","data":{"action":"login","note":"%s"}}' % note.encode()
+    )
+    raw = b"raw line " + note.encode()
+    return [event] * count, [raw] * count
+
+
+@pytest.mark.benchmark(group="large")
+@pytest.mark.parametrize("size,count", [(4 << 10, 64), (64 << 10, 16)], ids=["4KiB", "64KiB"])
+@pytest.mark.parametrize("layout", ["json", "text"])
+def test_format_large_events(benchmark, size, count, layout) -> None:
+    structured, raw = _large(size, count)
+    payloads = [p for pair in zip(structured, raw, strict=True) for p in pair]
+    n = len(payloads)
+    code = compiled.LAYOUT_JSON if layout == "json" else compiled.LAYOUT_TEXT
+    benchmark.extra_info["bytes"] = sum(map(len, payloads))
+    out = benchmark(compiled.format_batch, SUBJECTS[:n], REPLIES[:n], payloads, NOW_NS, code)
+    assert out.count(b"\n") == n

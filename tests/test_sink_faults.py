@@ -518,18 +518,18 @@ def test_sink_cuts_a_partial_line_of_a_failed_write(tmp_path, monkeypatch) -> No
     """A write that stops half-way (ENOSPC after some bytes) leaves no partial line."""
     path = tmp_path / "a.log"
     sink = Sink(str(path), fsync=False)
-    real_write = os.write
+    real_writev = os.writev
     calls = []
 
-    def short_then_full(fd, data):
-        calls.append(len(data))
+    def short_then_full(fd, buffers):
+        calls.append(sum(len(b) for b in buffers))
         if len(calls) == 1:
-            return real_write(fd, bytes(data[:7]))
+            return real_writev(fd, [bytes(buffers[0][:7])])
         raise OSError(28, "No space left on device")
 
     try:
         sink.write(b"first line\n")
-        monkeypatch.setattr(os, "write", short_then_full)
+        monkeypatch.setattr(os, "writev", short_then_full)
         with pytest.raises(Exception, match="No space left on device"):
             sink.write(b"second line\nthird line\n")
     finally:

@@ -21,9 +21,17 @@ from collections.abc import Awaitable, Callable
 from .config import Settings
 from .logs import Logger
 from .metrics import Metrics
-from .sink import Sink, SinkError
+from .sink import Buffer, Sink, SinkError
 
 EXCERPT_BYTES = 256
+# A write in place may block the event loop until the output takes it; more
+# than a pipe's buffer goes to the worker thread from the start, so the loop
+# keeps reading (and sending in-progress acks) meanwhile.
+INLINE_BYTES = 64 << 10
+
+
+def _size(lines: Buffer | list[bytes]) -> int:
+    return len(lines) if isinstance(lines, Buffer) else sum(len(part) for part in lines)
 
 
 class Delivery:
@@ -40,16 +48,23 @@ class Delivery:
         # once it has shown it can be slow; else they are done in place.
         self.slow = sink.fsync
 
+    def in_place(self, size: int) -> bool:
+        """A write of ``size`` bytes is done in the event loop (else in the
+        worker thread)."""
+        return not self.slow and size <= INLINE_BYTES
+
     @property
     def paused(self) -> bool:
         return time.monotonic() < self.paused_until
 
-    async def write(self, lines: bytes, keepalive: Callable[[], Awaitable[int]]) -> bool:
+    async def write(
+        self, lines: Buffer | list[bytes], keepalive: Callable[[], Awaitable[int]]
+    ) -> bool:
         """Write the lines; True once they are in the log output."""
         if not lines:
             return True
         try:
-            if self.slow:
+            if not self.in_place(_size(lines)):
                 await self._write_in_thread(lines, keepalive)
             else:
                 # A thread hand-off costs more than a write to a healthy
@@ -78,7 +93,9 @@ class Delivery:
             self.failures = 0
         return True
 
-    async def _write_in_thread(self, lines: bytes, keepalive: Callable[[], Awaitable[int]]) -> None:
+    async def _write_in_thread(
+        self, lines: Buffer | list[bytes], keepalive: Callable[[], Awaitable[int]]
+    ) -> None:
         writing = asyncio.get_running_loop().run_in_executor(None, self.sink.write, lines)
         while True:
             done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))

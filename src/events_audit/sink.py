@@ -13,6 +13,11 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import threading
+from collections.abc import Sequence
+
+Buffer = bytes | bytearray | memoryview
+IOV_MAX = 1024  # the smallest limit of a writev on Linux
 
 
 class SinkError(Exception):
@@ -25,6 +30,9 @@ class Sink:
         self.owns_fd = target not in ("stderr", "stdout")
         self.fsync_wanted = fsync and self.owns_fd
         self.reopen_requested = False
+        # The worker thread writes batches while the event loop may log a
+        # line of its own: one write at a time, or a pipe interleaves them.
+        self.lock = threading.Lock()
         self.fd = -1
         if target == "stderr":
             self.fd = sys.stderr.fileno()
@@ -66,27 +74,40 @@ class Sink:
         self.fd = fd
         self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Write everything (and fsync a file) or raise SinkError."""
-        if not data:
+    def write(self, data: Buffer | Sequence[Buffer]) -> None:
+        """Write everything (and fsync a file) or raise SinkError.  Several
+        buffers go out with writev, not joined first (large events: a copy
+        and a batch's worth of memory less)."""
+        parts = [data] if isinstance(data, Buffer) else [memoryview(p) for p in data if p]
+        if not sum(len(p) for p in parts):
             return
+        with self.lock:
+            self._write(parts)
+
+    def _write(self, parts: list) -> None:
         if self.reopen_requested:
             self._reopen()
         size = os.fstat(self.fd).st_size if self.regular else -1
-        view = memoryview(data)
+        written = 0
         try:
-            while view:
+            while parts:
                 try:
-                    written = os.write(self.fd, view)
+                    count = os.writev(self.fd, parts[:IOV_MAX])
                 except InterruptedError:
                     continue
-                view = view[written:]
+                written += count
+                while count:  # drop what went out, keep the rest of a part
+                    if count >= len(parts[0]):
+                        count -= len(parts.pop(0))
+                    else:
+                        parts[0] = memoryview(parts[0])[count:]
+                        count = 0
             if self.fsync:
                 # the data and the size that finds it; an mtime-only journal
                 # commit per batch would cost CPU and buys an auditor nothing
                 os.fdatasync(self.fd)
         except OSError as exc:
-            if size >= 0 and len(view) < len(data):
+            if size >= 0 and 0 < written:
                 try:  # no partial line may stay in the file
                     os.ftruncate(self.fd, size)
                 except OSError:

@@ -158,7 +158,7 @@ class _Batch:
         if len(batches) == 1:
             return batches[0]
         return cls(
-            b"".join(b.lines for b in batches),
+            b"",  # the lines are written from the parts
             b"".join(b.acks for b in batches),
             b"".join(b.replies for b in batches),
             b"".join(b.subjects for b in batches),
@@ -365,7 +365,7 @@ class FastEngine(Engine):
             self.pending_count += count
             self.pending_bytes += len(batch.lines)
             await self._top_up()  # the next batch is asked for before this one is written
-            if len(self.pending) == 1 and not self.delivery.slow:
+            if len(self.pending) == 1 and self.delivery.in_place(len(batch.lines)):
                 # A healthy output: write right here, no hand-off to the writer.
                 await self._write(batch)
                 self.pending.popleft()
@@ -385,15 +385,20 @@ class FastEngine(Engine):
             self.queued.clear()
             while self.pending:
                 taken = len(self.pending)
-                await self._write(_Batch.join(list(self.pending)[:taken]))
+                batches = list(self.pending)[:taken]
+                await self._write(_Batch.join(batches), [b.lines for b in batches])
                 for _ in range(taken):
                     written = self.pending.popleft()
                     self.pending_count -= written.count
                     self.pending_bytes -= len(written.lines)
                 await self._top_up()
 
-    async def _write(self, batch: _Batch) -> None:
-        if await self.delivery.write(batch.lines, self._in_progress):
+    async def _write(self, batch: _Batch, lines: list[bytes] | None = None) -> None:
+        """Write the batch's lines (given as parts: written with one writev),
+        then ack; or NAK and TERM."""
+        if lines is None:
+            lines = [batch.lines]
+        if await self.delivery.write(lines, self._in_progress):
             await self.nc._send_command(batch.acks)  # only now: the lines are written
             await self.nc._flush_pending()
             if self.path.debug:
@@ -405,7 +410,11 @@ class FastEngine(Engine):
                 )
             self.acked_through = max(self.acked_through, batch.max_sequence)
             self.metrics.batch_written(
-                batch.count, batch.structured, batch.redelivered, len(batch.lines), batch.arrived
+                batch.count,
+                batch.structured,
+                batch.redelivered,
+                sum(len(part) for part in lines),
+                batch.arrived,
             )
             return
         max_deliver = self.settings.audit_max_deliver

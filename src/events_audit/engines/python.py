@@ -96,6 +96,8 @@ class PythonEngine(Engine):
     def sized(self, msgs: list) -> None:
         # Up at once, down by halves: a fetch of large events after small ones
         # can still be one --audit-pull-max-messages long.
+        if not msgs:
+            return
         largest = max(len(m.data) + len(m.reply) + len(m.subject) for m in msgs) + FRAME_OVERHEAD
         self.message_bound = max(largest, self.message_bound // 2, MIN_MESSAGE_BOUND)
 
