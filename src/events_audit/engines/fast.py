@@ -75,7 +75,12 @@ def pull_shape(
     the deep pipeline (requests_in_flight); large ones: fewer, larger
     requests, at least two so that one is at the server while the other's
     messages are written."""
-    floor = largest if per_message <= 0 else MIN_REQUEST_BYTES
+    # A request smaller than the next message ends with nothing delivered;
+    # room for two typical messages keeps that rare.
+    if per_message <= 0:
+        floor = largest
+    else:
+        floor = min(largest, max(MIN_REQUEST_BYTES, int(2 * per_message)))
     want = max(int(batch * per_message + per_message), floor)
     fewest = 2 if budget >= 2 * floor else 1
     requests = max(fewest, min(requests_in_flight(batch), budget // want))
