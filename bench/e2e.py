@@ -154,15 +154,26 @@ async def preload(url: str, data: list[bytes]) -> None:
     await nc.close()
 
 
-async def acked(url: str, durable: str) -> tuple[int, int]:
-    nc = await nats.connect(url)
-    try:
-        info = await nc.jetstream().consumer_info("EVENTS", durable)
-        return info.ack_floor.stream_seq, info.delivered.stream_seq
-    except Exception:
-        return 0, 0
-    finally:
-        await nc.close()
+class Watcher:
+    """One connection that asks the server how far a durable has acked."""
+
+    def __init__(self, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.nc = self.loop.run_until_complete(nats.connect(url))
+
+    def acked(self, durable: str) -> tuple[int, int]:
+        async def ask() -> tuple[int, int]:
+            try:
+                info = await self.nc.jetstream().consumer_info("EVENTS", durable, timeout=2)
+            except Exception:
+                return 0, 0
+            return info.ack_floor.stream_seq, info.delivered.stream_seq
+
+        return self.loop.run_until_complete(ask())
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.nc.close())
+        self.loop.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -216,12 +227,13 @@ def run_one(server: Server, engine: str, fmt: str, n: int, batch: int, size: int
         "--health-addr=",
         f"--audit-engine={engine}",
     ]
+    watcher = Watcher(server.url)
     started = time.monotonic()
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     first = cpu_first = None
     try:
         while True:
-            done, delivered = asyncio.run(acked(server.url, durable))
+            done, delivered = watcher.acked(durable)
             now = time.monotonic()
             if first is None and delivered > 0:
                 first, cpu_first = now, cpu_seconds(proc.pid)
@@ -236,6 +248,7 @@ def run_one(server: Server, engine: str, fmt: str, n: int, batch: int, size: int
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        watcher.close()
     steady = max(now - (first or started), 1e-9)
     result = {
         "engine": engine,

@@ -17,7 +17,7 @@ from events_audit.jetstream import requests_in_flight
 from proxy import TcpProxy
 from servers import NatsServer, Service, consumer_info, deliveries, publish, wait_all_acked
 from test_service import base_args
-from test_sink_faults import SlowReader
+from test_sink_faults import SlowReader, start
 
 MiB = 1 << 20
 
@@ -90,15 +90,14 @@ def test_a_slow_output_never_makes_a_slow_consumer(tmp_path, engine) -> None:
     total = 64
     try:
         publish(server.url, [("events.big", event(i, 512 << 10)) for i in range(total)])
-        svc = Service(
+        svc = start(
             tmp_path,
-            base_args(
-                server.url, "--log-format=json", "--audit-pull-max-messages=100", engine=engine
-            ),
-            log_to_file=False,
+            server.url,
+            engine,
+            str(fifo),
+            "--log-format=json",
+            "--audit-pull-max-messages=100",
         )
-        svc.args.append(f"--log-output={fifo}")
-        svc.start()
         try:
             wait_all_acked(server.url, total, timeout=90)
             info = consumer_info(server.url)

@@ -1,8 +1,8 @@
 """Where log lines go: stderr (the original's default), stdout or a file.
 
-Writes go straight to the file descriptor with ``os.write`` (no user-space
+Writes go straight to the file descriptor with ``os.writev`` (no user-space
 buffer), so once ``write`` returns the lines are in the kernel; for a file,
-``--log-fsync=batch`` (the default) also fsyncs them before any ack.  A file
+``--log-fsync=batch`` (the default) also fdatasyncs them before any ack.  A file
 is reopened on request (SIGHUP) before the next write, so logrotate can move
 it away.  A failed write to a file is cut back, so no partial line stays
 behind to be glued to the next one.

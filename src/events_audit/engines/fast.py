@@ -126,8 +126,9 @@ class PullShaper:
 def keep_freed_buffers() -> None:
     """glibc hands an allocation over 128 KiB back to the kernel when it is
     freed, so with large events every batch's buffers are faulted in and
-    zeroed again.  Keep up to the pull budget's worth in the heap instead
-    (the peak RSS is the same: that memory was in use a moment before)."""
+    zeroed again.  Serve allocations under 32 MiB from the heap and keep up
+    to 64 MiB of it when freed (the peak RSS stays what the budget makes it:
+    that memory was in use a moment before)."""
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
