@@ -334,8 +334,8 @@ OPTIONS: tuple[Option, ...] = (
         8 << 20,
         _positive(parse_size),
         "Pull",
-        "bytes asked for at a time, all pull requests together (fast engine; keep it well"
-        " below the server's max_pending, 64MB by default)",
+        "bytes asked for at a time: the fast engine's pull requests together, the python"
+        " engine's fetch (keep it well below the server's max_pending, 64MB by default)",
         "size",
     ),
     _opt(
