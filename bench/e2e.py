@@ -39,6 +39,8 @@ from pathlib import Path
 import nats
 from nats.js.api import StreamConfig
 
+from events_audit.config import parse_size
+
 ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -89,14 +91,6 @@ def payloads(n: int, size: int = 0, seed: int = 1) -> list[bytes]:
                 line += " " + filler(rng, size - len(line) - 1)
             out.append(line.encode())
     return out
-
-
-def parse_size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 class Server:

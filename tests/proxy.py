@@ -1,18 +1,15 @@
 """A TCP proxy on loopback for the fault tests: it can cut the connections
-that pass it (both sides see them close) or black-hole them (bytes are no
-longer forwarded nor read, nothing closes), while new connections pass."""
+that pass it (both sides see them close) while new connections pass."""
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
 
 
 class _Pair:
     def __init__(self, client: socket.socket, upstream: socket.socket) -> None:
         self.client, self.upstream = client, upstream
-        self.frozen = threading.Event()
         self.closed = False
 
     def close(self) -> None:
@@ -33,9 +30,7 @@ class TcpProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.pairs: list[_Pair] = []
-        self.frozen: list[_Pair] = []
         self.lock = threading.Lock()
-        self.accepted = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     @property
@@ -57,7 +52,6 @@ class TcpProxy:
             pair = _Pair(client, upstream)
             with self.lock:
                 self.pairs.append(pair)
-                self.accepted += 1
             for src, dst in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(pair, src, dst), daemon=True).start()
 
@@ -69,12 +63,6 @@ class TcpProxy:
                 break
             if not data:
                 break
-            if pair.frozen.is_set():
-                # A dead path: this and all later bytes vanish, nothing closes,
-                # and once nothing is read the sender's window fills up.
-                while not pair.closed:
-                    time.sleep(0.05)
-                return
             try:
                 dst.sendall(data)
             except OSError:
@@ -102,5 +90,3 @@ class TcpProxy:
     def close(self) -> None:
         self.listener.close()
         self.cut()
-        for pair in self.frozen:
-            pair.close()

@@ -28,8 +28,8 @@ cdef extern from "core/scan.h" nogil:
     size_t ea_scan_bare(const uint8_t *s, size_t i, size_t n)
 
 
-# The scans stop at every byte < 0x20 or >= 0x80 and at these, so that the
-# tables above decide only for the bytes the scan stopped at.
+# The scans stop at every byte < 0x20 or >= 0x80 and at these; the loops
+# below decide only for the bytes a scan stopped at.
 cdef inline Py_ssize_t json_plain_run(const uint8_t *s, Py_ssize_t i, Py_ssize_t n) noexcept:
     return <Py_ssize_t>ea_scan_plain(s, i, n, 0x22, 0x5C, 0x3C, 0x3E, 0x26)
 

@@ -373,7 +373,7 @@ class FastEngine(Engine):
             await self._top_up()  # the next batch is asked for before this one is written
             if len(self.pending) == 1 and self.delivery.in_place(len(batch.lines)):
                 # A healthy output: write right here, no hand-off to the writer.
-                await self._write(batch)
+                await self._write(batch, [batch.lines])
                 self.pending.popleft()
                 self.pending_count -= count
                 self.pending_bytes -= len(batch.lines)
@@ -399,11 +399,9 @@ class FastEngine(Engine):
                     self.pending_bytes -= len(written.lines)
                 await self._top_up()
 
-    async def _write(self, batch: _Batch, lines: list[bytes] | None = None) -> None:
+    async def _write(self, batch: _Batch, lines: list[bytes]) -> None:
         """Write the batch's lines (given as parts: written with one writev),
         then ack; or NAK and TERM."""
-        if lines is None:
-            lines = [batch.lines]
         if await self.delivery.write(lines, self._in_progress):
             await self.nc._send_command(batch.acks)  # only now: the lines are written
             await self.nc._flush_pending()
