@@ -16,6 +16,10 @@ from events_audit._unicode_tables import GO_PRINTABLE_RANGES as _GO_PRINTABLE_RA
 
 cdef extern from "Python.h":
     ctypedef struct PyObject
+    int _PyBytes_Resize(PyObject **bytes, Py_ssize_t newsize)
+    void Py_INCREF(object o)
+    void Py_DECREF(object o)
+    void Py_XDECREF(PyObject *o)
     double PyOS_string_to_double(const char *s, char **endptr,
                                  PyObject *overflow_exception) except? -1.0
     char* PyOS_double_to_string(double val, char format_code, int precision, int flags,

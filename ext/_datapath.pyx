@@ -116,6 +116,13 @@ cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
     return 0
 
 
+cdef struct Counts:  # of one feed
+    long messages
+    long structured
+    long redelivered
+    uint64_t max_sequence
+
+
 cdef class DataPath:
     """The frames of one pull subscription, taken out of the byte stream."""
 
@@ -176,125 +183,138 @@ cdef class DataPath:
         """
         cdef Py_buffer view
         cdef const uint8_t *s
-        cdef Py_ssize_t n, pos = 0, eol, end, body, size, header_size, header_end
-        cdef Span args[5]
-        cdef int count, is_hmsg, has_reply
-        cdef long messages = 0, structured = 0, redelivered = 0
-        cdef uint64_t max_sequence = 0
+        cdef Py_ssize_t n, start = 0, pos, eol
+        cdef Counts counts
         cdef list statuses = []
         cdef list last_chances = []
-        cdef AckMeta meta
 
+        memset(&counts, 0, sizeof(Counts))
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
+            s = <const uint8_t *>view.buf
+            n = view.len
             if self.tail.len:
-                # A large frame comes in many chunks: append them, and look at
-                # the frame again only once it can be whole (no quadratic copy).
-                w_mem(&self.tail, view.buf, view.len)
+                # A frame cut by the last chunk: append only what completes it
+                # (the rest is parsed in place), or all when even its control
+                # line was cut (short).  A large frame comes in many chunks and
+                # is looked at again only once it can be whole.
+                start = min(self.need - self.tail.len, n) if self.need else n
+                w_mem(&self.tail, s, start)
                 if self.tail.len < self.need:
                     return (b"", b"", b"", b"", b"", 0, 0, 0, 0, [], [])
-                s = <const uint8_t *>self.tail.buf
-                n = self.tail.len
-            else:
-                s = <const uint8_t *>view.buf
-                n = view.len
             self.other.len = 0
             self.acks.len = 0
             self.replies.len = 0
             self.subjects.len = 0
             begin_formatter(&self.fmt, self.layout, now_ns)
-            while pos < n:
-                eol = find_crlf(s, pos, n)
-                if eol < 0:
-                    break
-                is_hmsg = eol - pos >= 5 and memcmp(s + pos, b"HMSG ", 5) == 0
-                if not is_hmsg and not (eol - pos >= 4 and memcmp(s + pos, b"MSG ", 4) == 0):
-                    w_mem(&self.other, s + pos, eol + 2 - pos)  # PING, PONG, +OK, -ERR, INFO
-                    pos = eol + 2
-                    continue
-                if memchr(s + pos, b'\n', eol - pos) != NULL:
-                    raise ProtocolViolation("a line break inside a control line")
-                count = split_args(s, pos + (5 if is_hmsg else 4), eol, args, 5)
-                if count < 3 + is_hmsg or count > 4 + is_hmsg:
-                    raise ProtocolViolation(
-                        f"malformed {'HMSG' if is_hmsg else 'MSG'} line "
-                        f"{PyBytes_FromStringAndSize(<const char *>s + pos, eol - pos)!r}")
-                has_reply = count == 4 + is_hmsg
-                size = parse_size(s, args[count - 1])
-                header_size = parse_size(s, args[count - 2]) if is_hmsg else 0
-                if size < 0 or header_size < 0 or header_size > size or parse_size(
-                        s, args[1]) < 0:
-                    raise ProtocolViolation("malformed sid or size")
-                end = eol + 2 + size + 2
-                if end > n:
-                    break  # the rest of this frame comes with the next chunks
-                if parse_size(s, args[1]) != self.sid:
-                    w_mem(&self.other, s + pos, end - pos)
-                    pos = end
-                    continue
-                body = eol + 2
-                pos = end
-                if is_hmsg:
-                    if header_size >= 12 and memcmp(s + body, b"NATS/1.0 ", 9) == 0:
-                        header_end = find_crlf(s, body, body + header_size)
-                        if header_end < 0:
-                            raise ProtocolViolation("a status header without CRLF")
-                        statuses.append(status_of(s + body, header_end - body, header_size))
-                        continue
-                    body += header_size
-                    size -= header_size
-                w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start
-                      if has_reply else 0)
-                w_byte(&self.replies, b'\n')
-                w_mem(&self.acks, b"PUB ", 4)
-                if has_reply:
-                    w_mem(&self.acks, s + args[2].start, args[2].end - args[2].start)
-                w_mem(&self.acks, b" 0\r\n\r\n", 6)
-                messages += 1
-                if self.debug:
-                    w_mem(&self.subjects, s + args[0].start, args[0].end - args[0].start)
-                    w_byte(&self.subjects, b'\n')
-                    w_processing(&self.fmt, &self.fmt.out, s + args[0].start,
-                                 args[0].end - args[0].start,
-                                 s + args[2].start if has_reply else NULL,
-                                 args[2].end - args[2].start if has_reply else 0, size)
-                if self.events:
-                    structured += format_message(
-                        &self.fmt, s + args[0].start, args[0].end - args[0].start,
-                        s + args[2].start if has_reply else NULL,
-                        args[2].end - args[2].start if has_reply else 0,
-                        s + body, size)
-                if has_reply and parse_ack_reply(s + args[2].start, args[2].end - args[2].start,
-                                                 &meta):
-                    redelivered += meta.delivered > 1
-                    if meta.sequence > max_sequence:
-                        max_sequence = meta.sequence
-                    if self.max_deliver > 0 and meta.delivered >= <uint64_t>self.max_deliver:
-                        last_chances.append((meta.sequence, meta.delivered,
-                                             PyBytes_FromStringAndSize(
-                                                 <const char *>s + body,
-                                                 min(size, EXCERPT_BYTES))))
-            # keep the unfinished frame for the next chunk, and how long it is
-            # once its control line is complete
-            self.need = 0
-            if pos < n:
-                eol = find_crlf(s, pos, n)
-                if eol >= 0:
-                    self.need = frame_length(s, pos, eol)
-            if s == <const uint8_t *>self.tail.buf:
-                memmove(self.tail.buf, self.tail.buf + pos, n - pos)
-                self.tail.len = n - pos
-            else:
-                self.tail.len = 0
+            # the lines go into a bytes object handed over as it is: room for
+            # lines a little longer than the frames, grown when not enough
+            w_bytes_begin(&self.fmt.out, self.tail.len + (n - start) * 5 // 4 + 4096)
+            if self.tail.len:
+                pos = self._frames(<const uint8_t *>self.tail.buf, 0, self.tail.len, &counts,
+                                   statuses, last_chances)
+                memmove(self.tail.buf, self.tail.buf + pos, self.tail.len - pos)
+                self.tail.len -= pos
+            if self.tail.len:  # (not when the tail was one whole frame)
+                w_mem(&self.tail, s + start, n - start)
+            elif start < n:  # on with the chunk, in place
+                pos = self._frames(s, start, n, &counts, statuses, last_chances)
                 w_mem(&self.tail, s + pos, n - pos)
+            # how long the unfinished frame is once its control line is whole
+            self.need = 0
+            if self.tail.len:
+                eol = find_crlf(<const uint8_t *>self.tail.buf, 0, self.tail.len)
+                if eol >= 0:
+                    self.need = frame_length(<const uint8_t *>self.tail.buf, 0, eol)
             return (PyBytes_FromStringAndSize(self.other.buf, self.other.len),
-                    PyBytes_FromStringAndSize(self.fmt.out.buf, self.fmt.out.len),
+                    w_bytes_take(&self.fmt.out),
                     PyBytes_FromStringAndSize(self.acks.buf, self.acks.len),
                     PyBytes_FromStringAndSize(self.replies.buf, self.replies.len),
                     PyBytes_FromStringAndSize(self.subjects.buf, self.subjects.len),
-                    messages, structured, redelivered, max_sequence, last_chances, statuses)
+                    counts.messages, counts.structured, counts.redelivered,
+                    counts.max_sequence, last_chances, statuses)
         finally:
             PyBuffer_Release(&view)
+
+    cdef Py_ssize_t _frames(self, const uint8_t *s, Py_ssize_t pos, Py_ssize_t n,
+                            Counts *counts, list statuses, list last_chances) except -1:
+        """Take the whole frames of s[pos:n]; where the first unfinished one starts."""
+        cdef Py_ssize_t eol, end, body, size, header_size, header_end
+        cdef Span args[5]
+        cdef int count, is_hmsg, has_reply
+        cdef AckMeta meta
+        while pos < n:
+            eol = find_crlf(s, pos, n)
+            if eol < 0:
+                break
+            is_hmsg = eol - pos >= 5 and memcmp(s + pos, b"HMSG ", 5) == 0
+            if not is_hmsg and not (eol - pos >= 4 and memcmp(s + pos, b"MSG ", 4) == 0):
+                w_mem(&self.other, s + pos, eol + 2 - pos)  # PING, PONG, +OK, -ERR, INFO
+                pos = eol + 2
+                continue
+            if memchr(s + pos, b'\n', eol - pos) != NULL:
+                raise ProtocolViolation("a line break inside a control line")
+            count = split_args(s, pos + (5 if is_hmsg else 4), eol, args, 5)
+            if count < 3 + is_hmsg or count > 4 + is_hmsg:
+                raise ProtocolViolation(
+                    f"malformed {'HMSG' if is_hmsg else 'MSG'} line "
+                    f"{PyBytes_FromStringAndSize(<const char *>s + pos, eol - pos)!r}")
+            has_reply = count == 4 + is_hmsg
+            size = parse_size(s, args[count - 1])
+            header_size = parse_size(s, args[count - 2]) if is_hmsg else 0
+            if size < 0 or header_size < 0 or header_size > size or parse_size(
+                    s, args[1]) < 0:
+                raise ProtocolViolation("malformed sid or size")
+            end = eol + 2 + size + 2
+            if end > n:
+                break  # the rest of this frame comes with the next chunks
+            if parse_size(s, args[1]) != self.sid:
+                w_mem(&self.other, s + pos, end - pos)
+                pos = end
+                continue
+            body = eol + 2
+            pos = end
+            if is_hmsg:
+                if header_size >= 12 and memcmp(s + body, b"NATS/1.0 ", 9) == 0:
+                    header_end = find_crlf(s, body, body + header_size)
+                    if header_end < 0:
+                        raise ProtocolViolation("a status header without CRLF")
+                    statuses.append(status_of(s + body, header_end - body, header_size))
+                    continue
+                body += header_size
+                size -= header_size
+            w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start
+                  if has_reply else 0)
+            w_byte(&self.replies, b'\n')
+            w_mem(&self.acks, b"PUB ", 4)
+            if has_reply:
+                w_mem(&self.acks, s + args[2].start, args[2].end - args[2].start)
+            w_mem(&self.acks, b" 0\r\n\r\n", 6)
+            counts.messages += 1
+            if self.debug:
+                w_mem(&self.subjects, s + args[0].start, args[0].end - args[0].start)
+                w_byte(&self.subjects, b'\n')
+                w_processing(&self.fmt, &self.fmt.out, s + args[0].start,
+                             args[0].end - args[0].start,
+                             s + args[2].start if has_reply else NULL,
+                             args[2].end - args[2].start if has_reply else 0, size)
+            if self.events:
+                counts.structured += format_message(
+                    &self.fmt, s + args[0].start, args[0].end - args[0].start,
+                    s + args[2].start if has_reply else NULL,
+                    args[2].end - args[2].start if has_reply else 0,
+                    s + body, size)
+            if has_reply and parse_ack_reply(s + args[2].start, args[2].end - args[2].start,
+                                             &meta):
+                counts.redelivered += meta.delivered > 1
+                if meta.sequence > counts.max_sequence:
+                    counts.max_sequence = meta.sequence
+                if self.max_deliver > 0 and meta.delivered >= <uint64_t>self.max_deliver:
+                    last_chances.append((meta.sequence, meta.delivered,
+                                         PyBytes_FromStringAndSize(
+                                             <const char *>s + body,
+                                             min(size, EXCERPT_BYTES))))
+        return pos
 
 
 cdef enum:

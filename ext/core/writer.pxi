@@ -9,6 +9,7 @@ cdef struct Writer:
     char *buf
     Py_ssize_t len
     Py_ssize_t cap
+    PyObject *owner  # a bytes object whose storage buf is (w_bytes_begin), or NULL
 
 
 cdef int w_grow(Writer *w, Py_ssize_t extra) except -1:
@@ -17,12 +18,53 @@ cdef int w_grow(Writer *w, Py_ssize_t extra) except -1:
         cap = w.len + extra
     if cap < 256:
         cap = 256
-    cdef char *buf = <char *>PyMem_Realloc(w.buf, cap)
-    if buf == NULL:
-        raise MemoryError()
+    cdef char *buf
+    if w.owner != NULL:
+        if _PyBytes_Resize(&w.owner, cap) < 0:
+            w.owner = NULL  # freed by the failed resize
+            w.buf = NULL
+            w.len = w.cap = 0
+            raise MemoryError()
+        buf = PyBytes_AS_STRING(<object>w.owner)
+    else:
+        buf = <char *>PyMem_Realloc(w.buf, cap)
+        if buf == NULL:
+            raise MemoryError()
     w.buf = buf
     w.cap = cap
     return 0
+
+
+cdef int w_bytes_begin(Writer *w, Py_ssize_t cap) except -1:
+    """Write straight into a new bytes object of ``cap`` bytes (grown as
+    needed): w_bytes_take hands it over without copying the lines again."""
+    w_free(w)
+    if cap < 256:
+        cap = 256
+    cdef object owner = PyBytes_FromStringAndSize(NULL, cap)
+    Py_INCREF(owner)  # the writer's own reference, given up by w_bytes_take
+    w.owner = <PyObject *>owner
+    w.buf = PyBytes_AS_STRING(<object>w.owner)
+    w.cap = cap
+    return 0
+
+
+cdef object w_bytes_take(Writer *w):
+    """The bytes written since w_bytes_begin; the writer is empty after.
+    Shrinking a large block is done in place by the allocator."""
+    if w.owner == NULL:
+        return PyBytes_FromStringAndSize(w.buf, w.len)
+    if _PyBytes_Resize(&w.owner, w.len) < 0:
+        w.owner = NULL
+        w.buf = NULL
+        w.len = w.cap = 0
+        raise MemoryError()
+    cdef object taken = <object>w.owner
+    Py_DECREF(taken)  # the writer's reference passes to `taken`
+    w.owner = NULL
+    w.buf = NULL
+    w.len = w.cap = 0
+    return taken
 
 
 cdef inline int w_reserve(Writer *w, Py_ssize_t extra) except -1:
@@ -78,7 +120,11 @@ cdef inline int w_digits(Writer *w, int v, int width) except -1:
 
 
 cdef inline void w_free(Writer *w) noexcept:
-    PyMem_Free(w.buf)
+    if w.owner != NULL:
+        Py_XDECREF(w.owner)
+        w.owner = NULL
+    else:
+        PyMem_Free(w.buf)
     w.buf = NULL
     w.len = 0
     w.cap = 0

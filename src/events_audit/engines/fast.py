@@ -40,6 +40,7 @@ from ..config import format_duration
 from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frames, settle_frames
 from ..jetstream import requests_in_flight
 from .base import Engine
+from .chunk_reader import take_chunks
 
 # nats-py reads the socket 32 KiB at a time; large events come in fewer,
 # larger chunks (fewer Python calls, fewer copies of a frame's parts).
@@ -51,6 +52,9 @@ FRAME_MARGIN = 64 << 10
 # The smallest max_bytes a request gets: small events are limited by the
 # message count, not by this.
 MIN_REQUEST_BYTES = 64 << 10
+# Writes of queued batches that may overlap: one appends while another's
+# fsync waits for the disk.
+WRITES_IN_FLIGHT = 2
 # After a message too large for the requests, they stay large this long.
 LARGE_HOLD = 10.0
 # glibc's mallopt parameters
@@ -190,6 +194,7 @@ class _Tap:
         self.inner.reset()
 
     async def parse(self, data: bytes = b"") -> None:
+        take_chunks(getattr(self.engine.nc._transport, "_io_reader", None))
         try:
             other = await self.engine.on_chunk(data)
         except nats.errors.ProtocolError:
@@ -385,18 +390,37 @@ class FastEngine(Engine):
         return other
 
     async def _write_batches(self) -> None:
-        """The one writer: what is queued is written in one go, then acked (or settled)."""
+        """The writer: what is queued is written in one go, then acked (or
+        settled).  Up to WRITES_IN_FLIGHT writes overlap, so the next batches
+        go to the page cache while the last ones' fsync waits for the disk
+        (the sink's group commit); each is acked as soon as it is synced."""
+        writes: deque[tuple[asyncio.Future, int]] = deque()  # (write, its batches)
+        handed = 0  # batches at the head of self.pending given to those writes
         while True:
-            await self.queued.wait()
+            if handed < len(self.pending) and len(writes) < WRITES_IN_FLIGHT:
+                batches = list(self.pending)[handed:]
+                handed = len(self.pending)
+                lines = [b.lines for b in batches]
+                writes.append(
+                    (asyncio.ensure_future(self._write(_Batch.join(batches), lines)), len(batches))
+                )
+                continue
+            if not writes:
+                await self.queued.wait()
+                self.queued.clear()
+                continue
+            waiting = asyncio.ensure_future(self.queued.wait())
+            await asyncio.wait({writes[0][0], waiting}, return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
             self.queued.clear()
-            while self.pending:
-                taken = len(self.pending)
-                batches = list(self.pending)[:taken]
-                await self._write(_Batch.join(batches), [b.lines for b in batches])
+            while writes and writes[0][0].done():
+                done, taken = writes.popleft()
+                done.result()
                 for _ in range(taken):
                     written = self.pending.popleft()
                     self.pending_count -= written.count
                     self.pending_bytes -= len(written.lines)
+                handed -= taken
                 await self._top_up()
 
     async def _write(self, batch: _Batch, lines: list[bytes]) -> None:
