@@ -418,6 +418,43 @@ def test_sink_fsyncs_a_file_once_per_write(tmp_path, monkeypatch, writes) -> Non
     assert (tmp_path / "a.log").read_bytes().count(b"\n") == 100 * writes
 
 
+def test_concurrent_writes_share_syncs_and_return_only_once_synced(tmp_path, monkeypatch) -> None:
+    """The group commit: threads append while another's fdatasync waits; a
+    write returns only after a sync that began once its lines were appended."""
+    real_fdatasync = os.fdatasync
+    synced_sizes: list[int] = []
+
+    def slow_fdatasync(fd: int) -> None:
+        size = os.fstat(fd).st_size  # what this sync covers
+        time.sleep(0.02)  # a disk that takes its time
+        real_fdatasync(fd)
+        synced_sizes.append(size)
+
+    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    path = tmp_path / "a.log"
+    sink = Sink(str(path), fsync=True)
+    failures: list[str] = []
+
+    def writer(name: int) -> None:
+        for i in range(5):
+            line = b"writer %d batch %d\n" % (name, i)
+            sink.write([line * 50])
+            end = path.read_bytes().index(line) + len(line) * 50
+            if max(synced_sizes, default=0) < end:
+                failures.append(f"writer {name} batch {i} returned before a sync covered it")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sink.close()
+    assert not failures
+    lines = path.read_bytes().splitlines()
+    assert len(lines) == 4 * 5 * 50 and len(set(lines)) == 20
+    assert len(synced_sizes) < 20, "every write synced alone: no group commit"
+
+
 def test_sink_without_fsync_never_syncs(tmp_path, monkeypatch) -> None:
     fsync = FsyncCounter()
     monkeypatch.setattr(os, "fdatasync", fsync)
