@@ -78,6 +78,7 @@ class Delivery:
                         "and batches get in-progress acks while written"
                     )
         except SinkError as exc:
+            self._warn_moved()
             self.counters.write_errors += 1
             self.failures += 1
             delay = self.nak_delay()
@@ -88,6 +89,7 @@ class Delivery:
                 retry_in=f"{delay:g}s",
             )
             return False
+        self._warn_moved()
         if self.failures:
             self.log.info("Log output is writable again", failed_writes=self.failures)
             self.failures = 0
@@ -103,6 +105,12 @@ class Delivery:
                 break
             self.counters.in_progress += await keepalive()  # still writing: the batch is ours
         writing.result()
+
+    def _warn_moved(self) -> None:
+        while self.sink.notices:
+            why, fields = self.sink.notices.pop(0)
+            self.counters.output_reopens += 1
+            self.log.warning(f"The log file was {why} under the service; reopened its path", **fields)
 
     def nak_delay(self) -> float:
         return min(2.0 ** (self.failures - 1), max(self.ack_wait, 1.0))

@@ -32,6 +32,7 @@ class Counters:
     bytes_written: int = 0
     write_errors: int = 0
     reconnects: int = 0
+    output_reopens: int = 0  # the log file was removed or replaced under the service
 
 
 _HELP = {
@@ -43,6 +44,7 @@ _HELP = {
     "bytes_written": "Bytes of log lines written",
     "write_errors": "Failed writes to the log output",
     "reconnects": "Reconnections to NATS",
+    "output_reopens": "Times the log file was found removed or replaced and reopened",
 }
 
 

@@ -4,7 +4,8 @@ Writes go straight to the file descriptor with ``os.writev`` (no user-space
 buffer), so once ``write`` returns the lines are in the kernel; for a file,
 ``--log-fsync=batch`` (the default) also fdatasyncs them before any ack.  A file
 is reopened on request (SIGHUP) before the next write, so logrotate can move
-it away.  A failed write to a file is cut back, so no partial line stays
+it away, and by itself when the file was removed (lines written only to a
+removed file would be in no file at all) or the path names another file.  A failed write to a file is cut back, so no partial line stays
 behind to be glued to the next one.
 
 The fdatasync is a group commit: a write appends under one lock, then syncs
@@ -50,12 +51,34 @@ class Sink:
             self.fd = sys.stdout.fileno()
         else:
             self.fd = self._open()
-        self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        self._opened(self.fd)
+        # what the service should warn about (the sink runs in worker threads)
+        self.notices: list[tuple[str, dict]] = []
 
     @property
     def fsync(self) -> bool:
         """Only a regular file can be fsynced (a FIFO or /dev/null says EINVAL)."""
         return self.fsync_wanted and self.regular
+
+    def _opened(self, fd: int) -> None:
+        st = os.fstat(fd)
+        self.regular = stat.S_ISREG(st.st_mode)
+        self.identity = (st.st_dev, st.st_ino)
+
+    def _moved(self) -> str:
+        """Why the open file is no longer where the lines belong ('' when it
+        is): it was removed (lines written to it are in no file at all) or the
+        path names another file.  A file only renamed (logrotate before its
+        SIGHUP) still holds its lines and is kept until the SIGHUP."""
+        if not self.owns_fd:
+            return ""
+        try:
+            st = os.stat(self.target)
+        except FileNotFoundError:
+            return "removed" if os.fstat(self.fd).st_nlink == 0 else ""
+        except OSError:
+            return ""  # cannot tell (a permission): keep the open file
+        return "" if (st.st_dev, st.st_ino) == self.identity else "replaced"
 
     def _open(self) -> int:
         try:
@@ -90,7 +113,7 @@ class Sink:
             finally:
                 os.close(self.fd)
                 self.fd = fd
-                self.regular = stat.S_ISREG(os.fstat(fd).st_mode)
+                self._opened(fd)
 
     def write(self, data: Buffer | Sequence[Buffer]) -> None:
         """Write everything (and fsync a file) or raise SinkError.  Several
@@ -100,11 +123,19 @@ class Sink:
         if not sum(len(p) for p in parts):
             return
         with self.lock:
+            moved = self._moved()
+            if moved:  # as SIGHUP would: the lines go where the path points
+                self.reopen_requested = True
+                self.notices.append((moved, {"path": self.target}))
             self._append(parts)
             self.appended += 1
             ticket = self.appended
         if self.fsync:
             self._sync(ticket)
+        if self._moved():
+            # removed while these lines were written: they are in no file;
+            # not written, so their messages come back (the next write reopens)
+            raise SinkError(f"{self.target} was removed or replaced while written")
 
     def _append(self, parts: list) -> None:
         if self.reopen_requested:
