@@ -110,7 +110,9 @@ class Delivery:
         while self.sink.notices:
             why, fields = self.sink.notices.pop(0)
             self.counters.output_reopens += 1
-            self.log.warning(f"The log file was {why} under the service; reopened its path", **fields)
+            self.log.warning(
+                f"The log file was {why} under the service; reopened its path", **fields
+            )
 
     def nak_delay(self) -> float:
         return min(2.0 ** (self.failures - 1), max(self.ack_wait, 1.0))

@@ -5,8 +5,9 @@ buffer), so once ``write`` returns the lines are in the kernel; for a file,
 ``--log-fsync=batch`` (the default) also fdatasyncs them before any ack.  A file
 is reopened on request (SIGHUP) before the next write, so logrotate can move
 it away, and by itself when the file was removed (lines written only to a
-removed file would be in no file at all) or the path names another file.  A failed write to a file is cut back, so no partial line stays
-behind to be glued to the next one.
+removed file would be in no file at all) or the path names another file.
+A failed write to a file is cut back, so no partial line stays behind to be
+glued to the next one.
 
 The fdatasync is a group commit: a write appends under one lock, then syncs
 under another, so the next batch goes into the page cache while the previous
