@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
+
+import nats
+import pytest
+from nats.js.api import StreamConfig
 
 from events_audit.sink import Sink, SinkError
-from servers import publish, wait_all_acked
+from servers import Service, publish, run_async, wait_all_acked, wait_until
 from test_sink_faults import json_events, start
 
 MOVED = "The log file was {} under the service; reopened its path"
@@ -118,3 +123,131 @@ def test_a_file_only_renamed_keeps_its_lines_until_sighup(tmp_path) -> None:
     finally:
         sink.close()
     assert rotated.read_bytes() == b"one\ntwo\n" and path.read_bytes() == b"three\n"
+
+
+# -- the service's own stream update ------------------------------------------------
+
+HELD = "Stream limit not applied yet: it would remove events not logged yet"
+
+
+def stream_config(url: str):
+    async def get():
+        nc = await nats.connect(url)
+        try:
+            return (await nc.jetstream().stream_info("EVENTS")).config
+        finally:
+            await nc.close()
+
+    return run_async(get())
+
+
+def make_stream(url: str, **limits) -> None:
+    async def make():
+        nc = await nats.connect(url)
+        try:
+            await nc.jetstream().add_stream(
+                StreamConfig(name="EVENTS", subjects=["events.>"], **limits)
+            )
+        finally:
+            await nc.close()
+
+    run_async(make())
+
+
+def backlog_then_service(nats_server, tmp_path, engine, total, *flags, wait=0.0) -> Service:
+    publish(nats_server.url, [("events.b", b'{"id":"b-%d"}' % i) for i in range(total)])
+    time.sleep(wait)
+    return start(
+        tmp_path, nats_server.url, engine, None, "--log-format=json", "--log-fsync=never", *flags
+    )
+
+
+def test_a_tighter_max_msgs_waits_for_the_backlog(nats_server, tmp_path, engine) -> None:
+    """3,000 unlogged events, --audit-stream-max-msgs=1000: all logged, then applied."""
+    total = 3000
+    svc = backlog_then_service(nats_server, tmp_path, engine, total, "--audit-stream-max-msgs=1000")
+    try:
+        wait_all_acked(nats_server.url, total, timeout=60)
+        wait_until(lambda: stream_config(nats_server.url).max_msgs == 1000, 15, "max_msgs applied")
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    text = svc.log_path.read_text()
+    assert sorted(e["sequence"] for e in json_events(text)) == list(range(1, total + 1))
+    held = [line for line in text.splitlines() if HELD in line]
+    assert len(held) == 1 and '"limit":"max_msgs"' in held[0], held
+    assert '"unlogged_events":3000' in held[0] and '"would_remove_unlogged":2000' in held[0]
+    updated = [line for line in text.splitlines() if "Updated JetStream stream" in line]
+    assert len(updated) == 1 and '"max_msgs":"1000 (was unlimited)"' in updated[0], updated
+
+
+@pytest.mark.parametrize(
+    ("flag", "field", "value", "wait"),
+    [
+        ("--audit-stream-max-bytes=60000", "max_bytes", 60000, 0.0),
+        ("--audit-stream-max-age=1s", "max_age", 1.0, 1.5),
+    ],
+)
+def test_tighter_bytes_or_age_wait_for_the_backlog(
+    nats_server, tmp_path, flag, field, value, wait
+) -> None:
+    total = 2000  # about 100 kB
+    svc = backlog_then_service(
+        nats_server, tmp_path, "fast", total, flag, "--audit-pull-max-messages=10", wait=wait
+    )
+    try:
+        wait_all_acked(nats_server.url, total, timeout=60)
+        wait_until(
+            lambda: getattr(stream_config(nats_server.url), field) == value, 15, f"{field} applied"
+        )
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    text = svc.log_path.read_text()
+    assert sorted(e["sequence"] for e in json_events(text)) == list(range(1, total + 1))
+    held = [line for line in text.splitlines() if HELD in line]
+    assert len(held) == 1 and f'"limit":"{field}"' in held[0], held
+
+
+def test_a_limit_that_removes_only_logged_events_is_applied_at_once(nats_server, tmp_path) -> None:
+    publish(nats_server.url, [("events.b", b"x")] * 100)
+    first = start(tmp_path, nats_server.url, "fast", None, name="first")
+    try:
+        wait_all_acked(nats_server.url, 100)
+        assert first.terminate() == 0
+    finally:
+        first.stop()
+    svc = start(tmp_path, nats_server.url, "fast", None, "--audit-stream-max-msgs=10")
+    try:
+        svc.wait_for("Starting to listen")
+        assert stream_config(nats_server.url).max_msgs == 10
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    assert HELD not in svc.output()
+
+
+def test_only_explicit_limits_change_an_existing_stream(nats_server, tmp_path) -> None:
+    """A stream made with 7 days keeps them when no --audit-stream-max-age is given."""
+    week = 7 * 24 * 3600.0
+    make_stream(nats_server.url, max_age=week, max_msgs=50_000)
+    svc = start(tmp_path, nats_server.url, "fast", None, "--audit-stream-max-bytes=1GiB")
+    try:
+        svc.wait_for("Starting to listen")
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    config = stream_config(nats_server.url)
+    assert (config.max_age, config.max_msgs, config.max_bytes) == (week, 50_000, 1 << 30)
+    updated = [line for line in svc.output().splitlines() if "Updated JetStream stream" in line]
+    assert len(updated) == 1 and "max_bytes=" in updated[0], updated
+    assert "max_age" not in updated[0] and "max_msgs" not in updated[0]
+    # nothing given: nothing changed
+    again = start(tmp_path, nats_server.url, "fast", None, name="again")
+    try:
+        again.wait_for("Starting to listen")
+        assert again.terminate() == 0
+    finally:
+        again.stop()
+    assert "Using existing JetStream stream" in again.output()
+    assert stream_config(nats_server.url).max_bytes == 1 << 30

@@ -247,7 +247,8 @@ OPTIONS: tuple[Option, ...] = (
         True,
         parse_bool,
         "JetStream stream",
-        "create or update the stream at start",
+        "create the stream at start; an existing one gets only the limits given "
+        "explicitly, and none that would remove events not logged yet",
         "bool",
     ),
     _opt(

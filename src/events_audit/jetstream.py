@@ -10,6 +10,7 @@ something else draws a warning.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
@@ -25,7 +26,8 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from .config import Settings, format_duration
+from . import stream_limits
+from .config import Settings
 from .logs import Logger
 
 
@@ -80,8 +82,12 @@ def stream_config(settings: Settings) -> StreamConfig:
     )
 
 
-async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -> None:
-    """Create the stream, or update its limits, when --audit-create-stream."""
+async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -> bool:
+    """Create the stream, or give it the configured limits, when
+    --audit-create-stream.  An existing stream gets only the limits given
+    explicitly, and none that would remove events not logged yet
+    (stream_limits); False when such a limit was held back (call again
+    later: it is applied once the backlog is logged)."""
     name = settings.audit_stream_name
     want = stream_config(settings)
     try:
@@ -93,34 +99,62 @@ async def ensure_stream(js: JetStreamContext, settings: Settings, log: Logger) -
             ) from None
         await js.add_stream(want)
         log.info("Created JetStream stream", stream=name, subjects=want.subjects)
-        return
+        return True
     if not settings.audit_create_stream:
         log.info("Using existing JetStream stream", stream=name)
-        return
-    have = info.config
-    if (
-        (have.max_age or 0) != want.max_age
-        or have.max_bytes != want.max_bytes
-        or have.max_msgs != want.max_msgs
-        or have.num_replicas != want.num_replicas
-    ):
+        return True
+    changes = stream_limits.wanted_changes(settings, info)
+    if not changes:
+        log.info("Using existing JetStream stream", stream=name)
+        return True
+    pending = await stream_limits.backlog(js, settings, info)
+    held = await stream_limits.held_back(js, settings, info, changes, pending)
+    for field, why in held.items():
+        log.warning(
+            "Stream limit not applied yet: it would remove events not logged yet; "
+            "it is applied once they are logged",
+            stream=name,
+            limit=field,
+            current=stream_limits.shown(field, stream_limits.current(info, field)),
+            configured=stream_limits.shown(field, changes.pop(field)),
+            unlogged_events=pending.messages,
+            **why,
+        )
+    if changes:
         # The subjects, storage and policies of an existing stream are kept.
-        update = StreamConfig.from_response(have.as_dict())
-        update.max_age = want.max_age
-        update.max_bytes = want.max_bytes
-        update.max_msgs = want.max_msgs
-        update.num_replicas = want.num_replicas
+        update = StreamConfig.from_response(info.config.as_dict())
+        for field, value in changes.items():
+            setattr(update, field, value)
+        if update.max_age and (update.duplicate_window or 0) > update.max_age:
+            update.duplicate_window = update.max_age  # the server refuses a longer window
         await js.update_stream(update)
         log.info(
             "Updated JetStream stream",
             stream=name,
-            max_age=format_duration(want.max_age),
-            max_bytes=want.max_bytes,
-            max_msgs=want.max_msgs,
-            replicas=want.num_replicas,
+            **{
+                field: f"{stream_limits.shown(field, value)} "
+                f"(was {stream_limits.shown(field, stream_limits.current(info, field))})"
+                for field, value in changes.items()
+            },
         )
-        return
-    log.info("Using existing JetStream stream", stream=name)
+    return not held
+
+
+async def apply_held_limits(
+    js: JetStreamContext, settings: Settings, log: Logger, interval: float
+) -> None:
+    """Until every configured limit is applied: try again every ``interval``."""
+    last_error = ""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await ensure_stream(js, settings, log):
+                return
+        except Exception as exc:  # no connection just now, a refusal: the next round
+            error = str(exc) or type(exc).__name__
+            if error != last_error:
+                log.warning("Cannot apply the stream limits yet, will retry", error=error)
+            last_error = error
 
 
 # How many messages the fast engine keeps asked for at the server.  A deep

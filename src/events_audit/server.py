@@ -24,6 +24,8 @@ from .sink import Sink
 
 # How long shutdown may wait for acks to reach a server that may be gone.
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
+# How often a stream limit held back (it would remove unlogged events) is tried again.
+HELD_LIMITS_RECHECK = 2.0
 
 
 def _async(function):
@@ -242,8 +244,14 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     code = 0
     try:
         js = nc.jetstream()
-        await jetstream.ensure_stream(js, settings, log)
+        limits_applied = await jetstream.ensure_stream(js, settings, log)
         binding = await jetstream.ensure_consumer(js, settings, log)
+        if not limits_applied:
+            background.append(
+                asyncio.ensure_future(
+                    jetstream.apply_held_limits(js, settings, log, HELD_LIMITS_RECHECK)
+                )
+            )
 
         async def set_up(resume: jetstream.Resume) -> jetstream.Binding:
             """Recreate what the service is configured to create, after a deletion."""
