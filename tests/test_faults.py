@@ -20,8 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import ConsumerInfo, StreamConfig
 
+from events_audit.jetstream import requests_in_flight
 from servers import (
     NatsCluster,
     Publisher,
@@ -40,6 +41,16 @@ BATCH = 50  # --audit-pull-max-messages
 #: progress (a group of chunks), far below the PULL_CREDIT messages asked for;
 #: held to 4 batches here.
 IN_FLIGHT = 4 * BATCH
+#: Duplicates after a nats-server SIGKILL (or a cluster leader's): what the
+#: server sends again is what it had delivered and not yet got (and stored)
+#: the ack of.  The service holds at most its pull credit of those,
+#: requests_in_flight(BATCH) x BATCH messages (1,600; the consumer's
+#: max_ack_pending is twice that, room for the batches being written); the
+#: server's store lags its memory by a flush of a few ms on top.  The kills
+#: below come once more than this was logged, so a reconnect that replayed
+#: the stream from sequence 1 exceeds the bound on duplicates by itself.
+SERVER_KILL_IN_FLIGHT = requests_in_flight(BATCH) * BATCH
+LOGGED_BEFORE_SERVER_KILL = SERVER_KILL_IN_FLIGHT + 500
 
 
 def fault_args(url: str, engine: str, *extra: str) -> list[str]:
@@ -122,14 +133,54 @@ def report(request, record_property):
 
 def kill_mid_stream(victim: Service, publisher: Publisher, url: str, logged: int) -> int:
     """Publish, kill -9 the victim once it logged `logged` events while more
-    are coming; the messages delivered and not acked, once the acks it had
-    sent are in."""
+    are coming; the messages delivered and not acked (more than none).
+
+    The victim is held (SIGSTOP) before the kill until the consumer shows
+    messages delivered and not acked: its pull requests keep taking events
+    in that it neither writes nor acks, so the redelivery checks have
+    something to check.  Held, it sends nothing more: once the count stops
+    moving, the acks it had sent are in.
+    """
     publisher.start()
     wait_until(lambda: len(event_lines(victim)) >= logged, 30, f"{logged} events logged")
-    victim.kill()
+    deadline = time.monotonic() + 20
+    while True:
+        victim.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: consumer_info(url).num_ack_pending > 0, 1, "unacked messages")
+            break
+        except AssertionError:
+            # held between a batch acked and the next pull (python engine)
+            if time.monotonic() > deadline:
+                raise
+            victim.proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
     assert publisher.is_alive(), "the stream was complete before the kill"
-    time.sleep(0.3)
-    return consumer_info(url).num_ack_pending
+    victim.kill()
+    return settled_ack_pending(url)
+
+
+def settled_ack_pending(url: str, timeout: float = 10) -> int:
+    """num_ack_pending once two reads 0.1 s apart agree."""
+    last = [consumer_info(url).num_ack_pending]
+
+    def settled():
+        time.sleep(0.1)
+        now = consumer_info(url).num_ack_pending
+        same, last[0] = now == last[0], now
+        return same
+
+    wait_until(settled, timeout, "num_ack_pending to settle", interval=0)
+    return last[0]
+
+
+def assert_same_consumer(before, after, svc: Service) -> None:
+    """The consumer after the fault is the one from before it, not one made
+    again (from sequence 1 or elsewhere)."""
+    assert after.created == before.created, "the consumer was created again"
+    assert after.config.deliver_policy == before.config.deliver_policy
+    assert after.config.opt_start_seq == before.config.opt_start_seq
+    assert svc.count("Created JetStream consumer") == 1, svc.output()[-2000:]
 
 
 def stop_all(*services: Service) -> None:
@@ -153,6 +204,7 @@ def test_service_killed_mid_stream_then_restarted(nats_server, tmp_path, engine,
     try:
         first.wait_for("Starting to listen")
         unacked_at_kill = kill_mid_stream(first, publisher, url, 1500)
+        assert unacked_at_kill > 0
         second.start()
         publisher.finish()
         wait_all_acked(url, total, timeout=30)
@@ -182,14 +234,19 @@ def test_server_killed_and_restarted_mid_stream(nats_server, tmp_path, engine, r
     try:
         svc.start().wait_for("Starting to listen")
         publisher.start()
-        wait_until(lambda: len(event_lines(svc)) >= 1500, 30, "1500 events logged")
+        wait_until(
+            lambda: len(event_lines(svc)) >= LOGGED_BEFORE_SERVER_KILL,
+            30,
+            f"{LOGGED_BEFORE_SERVER_KILL} events logged",
+        )
+        consumer_before = consumer_info(url)
         nats_server.kill()
         logged_at_kill = len(event_lines(svc))
         nats_server.start()
         assert nats_server.url == url
         assert publisher.is_alive(), "the stream was complete before the kill"
         publisher.finish()
-        wait_all_acked(url, total, timeout=30)
+        consumer_after = wait_all_acked(url, total, timeout=30)
         assert svc.terminate() == 0
     finally:
         publisher.halt()
@@ -198,6 +255,8 @@ def test_server_killed_and_restarted_mid_stream(nats_server, tmp_path, engine, r
     result = tally([svc], publisher, url)
     report(engine, result, logged_at_kill=logged_at_kill, publish_retries=publisher.retries)
     assert result.lost == 0
+    assert result.duplicates <= SERVER_KILL_IN_FLIGHT
+    assert_same_consumer(consumer_before, consumer_after, svc)
 
 
 # -- 3. the stream leader of a 3-node cluster killed ------------------------------
@@ -210,16 +269,42 @@ def cluster(tmp_path):
     nodes.stop()
 
 
-async def leaders(js) -> tuple[str, str]:
-    """The stream's leader and the consumer's (server names)."""
+async def leaders(js) -> tuple[str, str, ConsumerInfo]:
+    """The stream's leader and the consumer's (server names), and the consumer."""
     stream = await js.stream_info(STREAM)
     consumer = await js.consumer_info(STREAM, DURABLE)
-    return stream.cluster.leader, consumer.cluster.leader
+    return stream.cluster.leader, consumer.cluster.leader, consumer
+
+
+def lead_from(urls: list[str], home: str) -> None:
+    """Make server ``home`` the stream's leader and the consumer's."""
+    request = json.dumps({"placement": {"preferred": home}}).encode()
+
+    async def step_down(js) -> bool:
+        stream, consumer, _ = await leaders(js)
+        subjects = []
+        if stream != home:
+            subjects.append(f"$JS.API.STREAM.LEADER.STEPDOWN.{STREAM}")
+        if consumer != home:
+            subjects.append(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{STREAM}.{DURABLE}")
+        for subject in subjects:
+            try:
+                await js._nc.request(subject, request, timeout=5)
+            except Exception:
+                pass  # asked again on the next round
+        return not subjects
+
+    wait_until(lambda: with_jetstream(urls, step_down), 30, f"{home} to lead", interval=0.5)
 
 
 def test_cluster_stream_leader_killed_mid_stream(cluster, tmp_path, engine, report) -> None:
     """R3 stream on a 3-node cluster: its leader SIGKILLed while events
-    arrive; the service (given all three URLs) logs every event."""
+    arrive; the service (given all three URLs) logs every event.
+
+    The leader killed is the server the service is connected to and the
+    consumer's leader too (moved there first), so the service has to
+    reconnect and the consumer to move: the kill is felt, not just survived.
+    """
     total = 5000
     svc = Service(
         tmp_path,
@@ -228,21 +313,29 @@ def test_cluster_stream_leader_killed_mid_stream(cluster, tmp_path, engine, repo
     publisher = Publisher(cluster.urls, total, rate=2500)
     try:
         svc.start().wait_for("Starting to listen", timeout=30)
+        connected_url = svc.wait_for(r'"msg":"Connected to NATS"[^\n]*"url":"([^"]+)"').group(1)
+        home = next(node.name for node in cluster.nodes if node.url == connected_url)
+        lead_from(cluster.urls, home)
         publisher.start()
-        wait_until(lambda: len(event_lines(svc)) >= 1500, 30, "1500 events logged")
+        wait_until(
+            lambda: len(event_lines(svc)) >= LOGGED_BEFORE_SERVER_KILL,
+            30,
+            f"{LOGGED_BEFORE_SERVER_KILL} events logged",
+        )
 
-        victim, consumer_leader = with_jetstream(cluster.urls, leaders)
+        victim, consumer_leader, consumer_before = with_jetstream(cluster.urls, leaders)
+        assert victim == consumer_leader == home, "a leader moved before the kill"
         cluster.node(victim).kill()
         assert publisher.is_alive(), "the stream was complete before the kill"
         live = [node.url for node in cluster.nodes if node.name != victim]
         publisher.finish(timeout=90)
-        wait_all_acked(live, total, timeout=60)
+        consumer_after = wait_all_acked(live, total, timeout=60)
         assert svc.terminate() == 0
     finally:
         publisher.halt()
         svc.stop()
     result = tally([svc], publisher, live)
-    new_leader, _ = with_jetstream(live, leaders)
+    new_leader, _, _ = with_jetstream(live, leaders)
     connected = re.search(r'"msg":"Connected to NATS"[^\n]*"url":"([^"]+)"', svc.output())
     report(
         engine,
@@ -254,7 +347,10 @@ def test_cluster_stream_leader_killed_mid_stream(cluster, tmp_path, engine, repo
         publish_retries=publisher.retries,
     )
     assert result.lost == 0
+    assert result.duplicates <= SERVER_KILL_IN_FLIGHT
+    assert_same_consumer(consumer_before, consumer_after, svc)
     assert new_leader != victim
+    assert "Reconnected to NATS" in svc.output()
 
 
 # -- 4. instances sharing the durable --------------------------------------------
@@ -304,6 +400,7 @@ def test_one_of_two_instances_killed(nats_server, tmp_path, engine, report) -> N
         victim.wait_for("Starting to listen")
         survivor.wait_for("Starting to listen")
         unacked_at_kill = kill_mid_stream(victim, publisher, url, 750)
+        assert unacked_at_kill > 0
         publisher.finish()
         wait_all_acked(url, total, timeout=30)
         assert survivor.terminate() == 0
