@@ -13,9 +13,11 @@ import importlib
 import importlib.metadata
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -46,9 +48,60 @@ def test_version_everywhere() -> None:
     assert out.stdout.strip() == f"events-audit {events_audit.__version__}"
 
 
+@pytest.fixture(scope="session")
+def wheel_path(tmp_path_factory) -> Path:
+    """The wheel under test.
+
+    With EVENTS_AUDIT_TESTINSTALLED=1: dist/'s wheel, the one installed.
+    Otherwise one built now (``pip wheel``, no isolation) from a copy of
+    this tree's build inputs.  The copy's setuptools build directory is
+    seeded with the in-place extensions (``make build``) and the generated C
+    keeps its time, so build_ext skips what is up to date instead of
+    compiling for a minute; whatever changed since is built anew.
+    """
+    if TESTINSTALLED:
+        wheels = sorted((ROOT / "dist").glob("events_audit-*.whl"))
+        assert len(wheels) == 1, wheels
+        return wheels[0]
+    tree = tmp_path_factory.mktemp("wheel-src")
+    for name in ("setup.py", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    shutil.copytree(ROOT / "ext", tree / "ext", ignore=shutil.ignore_patterns("*.html"))
+    shutil.copytree(
+        ROOT / "src",
+        tree / "src",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"),
+    )
+    build_lib = tree / "build" / f"lib.{sysconfig.get_platform()}-{sys.implementation.cache_tag}"
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    for name in COMPILED:
+        built = ROOT / "src" / "events_audit" / f"{name}{suffix}"
+        if built.is_file():
+            (build_lib / "events_audit").mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(built, build_lib / "events_audit" / built.name)  # mtime: now
+    out = tree / "wheelhouse"
+    env = _clean_env()
+    env.pop("EVENTS_AUDIT_DEBUG", None)
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"),
+            *("--disable-pip-version-check", "-q", "-w", str(out), str(tree)),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("events_audit-*.whl")
+    return wheel
+
+
 @pytest.mark.parametrize("name", ["py.typed", "_formatting.pyi", "_datapath.pyi"])
-def test_typing_files_next_to_the_package(name: str) -> None:
-    assert (PACKAGE_DIR / name).is_file()
+def test_typing_files_next_to_the_package(name: str, wheel_path: Path) -> None:
+    """The wheel ships them inside the package, next to its modules."""
+    with zipfile.ZipFile(wheel_path) as wheel:
+        names = set(wheel.namelist())
+    assert "events_audit/__init__.py" in names
+    assert f"events_audit/{name}" in names, sorted(names)
 
 
 def _stub(name: str) -> ast.Module:
