@@ -302,7 +302,8 @@ OPTIONS: tuple[Option, ...] = (
         3,
         _max_deliver,
         "JetStream consumer",
-        "maximum delivery attempts (-1: unlimited)",
+        "deliveries after which a message whose line cannot be written is terminated "
+        "(-1: never); the consumer itself never gives a message up",
         "int",
     ),
     _opt(

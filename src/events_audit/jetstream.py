@@ -45,6 +45,7 @@ class Binding:
     max_request_batch: int = 0
     max_request_expires: float = 0.0
     max_request_max_bytes: int = 0
+    server_max_deliver: int = -1  # the consumer's own max_deliver (-1: never gives up)
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,11 @@ def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
         ack_policy=AckPolicy.EXPLICIT,
         replay_policy=ReplayPolicy.INSTANT,
         ack_wait=settings.audit_ack_wait,
-        max_deliver=settings.audit_max_deliver,
+        # The server never gives a message up: a service killed while it holds
+        # messages (a crash loop) would make it drop them after max_deliver
+        # deliveries without a line.  --audit-max-deliver is applied by the
+        # service, which TERMs only what it failed to write, with an error line.
+        max_deliver=-1,
         filter_subject=settings.audit_topic,
     )
 
@@ -213,6 +218,17 @@ async def ensure_consumer(
         info = None
     if info is not None:
         log.info("Using existing JetStream consumer", stream=stream, consumer=name, durable=name)
+        server_gives_up = info.config.max_deliver or -1
+        if server_gives_up > 0:
+            log.warning(
+                "The consumer gives a message up after max_deliver deliveries at the server: "
+                "a service killed that often while holding it loses it (each is reported "
+                "from the server's advisory while the service runs); to rule that out, set "
+                "its max_deliver to -1 (nats consumer edit) or let the service create it",
+                stream=stream,
+                consumer=name,
+                max_deliver=server_gives_up,
+            )
     stream_info = await js.stream_info(stream)
     if info is None:
         config = consumer_config(settings, name)
@@ -241,4 +257,5 @@ async def ensure_consumer(
         max_request_batch=getattr(have, "max_request_batch", None) or 0,
         max_request_expires=getattr(have, "max_request_expires", None) or 0.0,
         max_request_max_bytes=getattr(have, "max_request_max_bytes", None) or 0,
+        server_max_deliver=have.max_deliver or -1,
     )

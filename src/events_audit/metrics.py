@@ -33,6 +33,7 @@ class Counters:
     write_errors: int = 0
     reconnects: int = 0
     output_reopens: int = 0  # the log file was removed or replaced under the service
+    given_up: int = 0  # messages the server stopped delivering (the consumer's max_deliver)
 
 
 _HELP = {
@@ -45,6 +46,7 @@ _HELP = {
     "write_errors": "Failed writes to the log output",
     "reconnects": "Reconnections to NATS",
     "output_reopens": "Times the log file was found removed or replaced and reopened",
+    "given_up": "Messages the server gave up on after the consumer's max_deliver (not logged)",
 }
 
 
@@ -197,6 +199,7 @@ class Metrics:
             "stats_terms": c.terms,
             "stats_redelivered": c.redelivered,
             "stats_write_errors": c.write_errors,
+            "stats_given_up": c.given_up,
             "stats_bytes_written": c.bytes_written,
         }
         if self.num_pending is not None:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 import nats.errors
 
-from . import jetstream
+from . import advisories, jetstream
 from .config import ConfigError, Settings
 from .engines import fast
 from .engines.python import PythonEngine
@@ -258,6 +258,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             await jetstream.ensure_stream(js, settings, log)
             return await jetstream.ensure_consumer(js, settings, log, resume)
 
+        await advisories.watch_given_up(nc, js, binding, log, metrics)
         engine = choose_engine(settings, nc, log)(
             nc, js, binding, settings, log, sink, metrics, set_up
         )
