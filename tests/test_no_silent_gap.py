@@ -300,7 +300,7 @@ def test_a_crash_loop_loses_nothing(nats_server, tmp_path, engine, max_deliver) 
             # this instance got messages of its own (the ack pending count
             # still holds the last one's until they are delivered again)
             wait_until(
-                lambda: deliveries_so_far(nats_server.url) >= before + 100,
+                lambda before=before: deliveries_so_far(nats_server.url) >= before + 100,
                 20,
                 "messages delivered to this instance",
             )
