@@ -14,6 +14,7 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from events_audit.sink import Sink, SinkError
+from proxy import TcpProxy
 from servers import Service, consumer_info, publish, run_async, wait_all_acked, wait_until
 from test_sink_faults import json_events, start
 
@@ -368,3 +369,39 @@ def test_a_reused_consumer_that_gives_up_is_named(nats_server, tmp_path, engine)
     assert given_up == [1, 2, 3, 4, 5]
     assert all(r["in_stream"] for r in records if r["msg"] == GIVEN_UP)
     assert sorted(e["sequence"] for e in json_events(svc.log_path.read_text())) == [6, 7, 8, 9, 10]
+
+
+# -- a connection that carries nothing any more -------------------------------------
+
+DEAD = "NATS did not answer pings: the connection carries nothing any more"
+
+
+def test_a_black_holed_connection_is_replaced_within_10s(nats_server, tmp_path, engine) -> None:
+    """The path stops carrying bytes without closing (default flags): the
+    service finds out, reconnects through the proxy and loses nothing."""
+    proxy = TcpProxy(("127.0.0.1", nats_server.port))
+    total = 600
+    try:
+        publish(nats_server.url, [("events.h", b'{"id":"h-%d"}' % i) for i in range(300)])
+        # (the ack wait only shortens the wait for what the dead path swallowed)
+        svc = start(tmp_path, proxy.url, engine, None, "--log-format=json", "--audit-ack-wait=3s")
+        try:
+            wait_all_acked(nats_server.url, 300, timeout=30)
+            assert proxy.black_hole() >= 1
+            holed = time.monotonic()
+            publish(
+                nats_server.url, [("events.h", b'{"id":"h-%d"}' % i) for i in range(300, total)]
+            )
+            svc.wait_for("Reconnected to NATS", timeout=20)
+            replaced = time.monotonic() - holed
+            wait_all_acked(nats_server.url, total, timeout=30)
+            assert svc.terminate() == 0
+        finally:
+            svc.stop()
+    finally:
+        proxy.close()
+    print(f"replaced in {replaced:.1f}s")
+    assert replaced <= 10, f"{replaced:.1f}s to replace the dead connection"
+    assert svc.count(re.escape(DEAD)) == 1
+    logged = {e["sequence"] for e in json_events(svc.log_path.read_text())}
+    assert logged == set(range(1, total + 1))

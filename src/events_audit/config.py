@@ -232,6 +232,14 @@ OPTIONS: tuple[Option, ...] = (
         "Audit",
         "NATS server URL(s), comma separated (nats://user:pass@host:4222,...)",
     ),
+    _opt(
+        "audit-nats-ping-interval",
+        2.0,
+        _positive(parse_duration),
+        "Audit",
+        "ping NATS this often; two unanswered pings close the connection and reconnect",
+        "duration",
+    ),
     _opt("audit-topic", "accountats", str, "Audit", "subject (pattern) the stream captures"),
     _opt(
         "log-level",
@@ -409,6 +417,7 @@ class Settings:
 
     audit: str
     audit_nats_addr: str
+    audit_nats_ping_interval: float
     audit_topic: str
     log_level: str
     log_format: str

@@ -33,6 +33,7 @@ class Counters:
     write_errors: int = 0
     reconnects: int = 0
     output_reopens: int = 0  # the log file was removed or replaced under the service
+    dead_connections: int = 0  # closed because they carried nothing (unanswered pings)
     given_up: int = 0  # messages the server stopped delivering (the consumer's max_deliver)
 
 
@@ -46,6 +47,7 @@ _HELP = {
     "write_errors": "Failed writes to the log output",
     "reconnects": "Reconnections to NATS",
     "output_reopens": "Times the log file was found removed or replaced and reopened",
+    "dead_connections": "Connections closed because NATS answered no pings",
     "given_up": "Messages the server gave up on after the consumer's max_deliver (not logged)",
 }
 

@@ -14,7 +14,7 @@ import nats
 import nats.errors
 
 from . import advisories, jetstream
-from .config import ConfigError, Settings
+from .config import ConfigError, Settings, format_duration
 from .engines import fast
 from .engines.python import PythonEngine
 from .http import HttpServer
@@ -24,6 +24,8 @@ from .sink import Sink
 
 # How long shutdown may wait for acks to reach a server that may be gone.
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
+# Pings without a pong after which the connection is taken as dead.
+PINGS_OUTSTANDING = 2
 # How often a stream limit held back (it would remove unlogged events) is tried again.
 HELD_LIMITS_RECHECK = 2.0
 
@@ -192,6 +194,16 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
 
     async def on_disconnect() -> None:
         metrics.connected = False
+        if getattr(nc, "_pings_outstanding", 0) > PINGS_OUTSTANDING:
+            # nats-py gave the connection up: no pong (nor anything else) came back
+            metrics.counters.dead_connections += 1
+            log.warning(
+                "NATS did not answer pings: the connection carries nothing any more "
+                "(a dropped path or a frozen server); closing it and reconnecting",
+                url=redacted,
+                unanswered_pings=PINGS_OUTSTANDING,
+                ping_interval=format_duration(settings.audit_nats_ping_interval),
+            )
         if not stop.is_set():
             log.warning("Disconnected from NATS")
 
@@ -217,6 +229,11 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             max_reconnect_attempts=-1,
             reconnect_time_wait=2,
             connect_timeout=5,
+            # A path that drops packets without closing (a NAT or firewall that
+            # lost its state, a frozen host) is found by its unanswered pings
+            # (nats-py's default: 2 x 120 s), then replaced.
+            ping_interval=settings.audit_nats_ping_interval,
+            max_outstanding_pings=PINGS_OUTSTANDING,
             **options,
         )
     )
