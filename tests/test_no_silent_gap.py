@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import threading
 import time
 
@@ -405,3 +406,123 @@ def test_a_black_holed_connection_is_replaced_within_10s(nats_server, tmp_path, 
     assert svc.count(re.escape(DEAD)) == 1
     logged = {e["sequence"] for e in json_events(svc.log_path.read_text())}
     assert logged == set(range(1, total + 1))
+
+
+# -- loss upstream --------------------------------------------------------------------
+
+REMOVED = "Events removed from the stream before they were logged"
+WENT_BACK = "The stream went back below what was already logged"
+
+
+def set_max_msgs(url: str, max_msgs: int) -> None:
+    async def update():
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            config = (await js.stream_info("EVENTS")).config
+            config.max_msgs = max_msgs
+            await js.update_stream(config)
+        finally:
+            await nc.close()
+
+    run_async(update())
+
+
+def events_of(prefix: str, first: int, count: int) -> list[tuple[str, bytes]]:
+    return [
+        ("events.u", b'{"id":"%s-%d"}' % (prefix.encode(), i)) for i in range(first, first + count)
+    ]
+
+
+def upstream_records(svc: Service) -> list[dict]:
+    records = [json.loads(line) for line in svc.log_path.read_text().splitlines()]
+    return [r for r in records if r["msg"].startswith((REMOVED, WENT_BACK))]
+
+
+def test_events_removed_while_the_service_was_down_are_named(nats_server, tmp_path) -> None:
+    publish(nats_server.url, events_of("a", 0, 100))
+    first = start(tmp_path, nats_server.url, "fast", None, "--log-format=json", name="first")
+    try:
+        wait_all_acked(nats_server.url, 100)
+        assert first.terminate() == 0
+    finally:
+        first.stop()
+    set_max_msgs(nats_server.url, 50)  # another tool's limit
+    publish(nats_server.url, events_of("b", 100, 200))  # 101-300; the stream keeps 251-300
+    svc = start(tmp_path, nats_server.url, "fast", None, "--log-format=json")
+    try:
+        wait_all_acked(nats_server.url, 300)
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    found = upstream_records(svc)
+    assert len(found) == 1, found
+    assert (found[0]["first_sequence"], found[0]["last_sequence"], found[0]["events"]) == (
+        101,
+        250,
+        150,
+    )
+    assert found[0]["cause"] == "the stream's max_msgs limit"
+    assert sorted(e["sequence"] for e in json_events(svc.log_path.read_text())) == list(
+        range(251, 301)
+    )
+
+
+def test_events_removed_while_the_service_is_stalled_are_named(nats_server, tmp_path, engine):
+    """SIGSTOPped (a frozen host, a paused container) while the limit trims
+    unlogged events; the normal trim of logged ones before it said nothing."""
+    publish(nats_server.url, [])
+    set_max_msgs(nats_server.url, 50)
+    svc = start(tmp_path, nats_server.url, engine, None, "--log-format=json")
+    try:
+        svc.wait_for("Starting to listen")
+        publish(nats_server.url, events_of("a", 0, 200))  # trimmed as logged: normal
+        wait_all_acked(nats_server.url, 200)
+        time.sleep(2.5)  # a check sees the service caught up
+        assert upstream_records(svc) == []
+        svc.proc.send_signal(signal.SIGSTOP)
+        try:
+            # 201-3200, more than the engines asked for; the stream keeps 3151-3200
+            publish(nats_server.url, events_of("b", 200, 3000))
+        finally:
+            svc.proc.send_signal(signal.SIGCONT)
+        wait_all_acked(nats_server.url, 3200, timeout=30)
+        wait_until(lambda: upstream_records(svc), 10, "the loss reported")
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    found = upstream_records(svc)
+    assert len(found) == 1, found
+    logged = {e["sequence"] for e in json_events(svc.log_path.read_text())}
+    # what the server had sent before the stop was still logged after it
+    missing = set(range(1, 3201)) - logged
+    assert missing and missing <= set(range(201, 3151)) and set(range(1, 201)) <= logged
+    assert found[0]["events"] == len(missing)
+    assert found[0]["first_sequence"] <= min(missing) and found[0]["last_sequence"] == 3150
+
+
+def test_a_recreated_stream_below_the_logged_sequence_is_named(nats_server, tmp_path) -> None:
+    publish(nats_server.url, events_of("a", 0, 100))
+    svc = start(tmp_path, nats_server.url, "fast", None, "--log-format=json")
+    try:
+        wait_all_acked(nats_server.url, 100)
+        time.sleep(2.5)  # a check saw 100 logged
+
+        async def recreate():
+            nc = await nats.connect(nats_server.url)
+            try:
+                await nc.jetstream().delete_stream("EVENTS")
+            finally:
+                await nc.close()
+
+        run_async(recreate())
+        wait_until(lambda: svc.count("Created JetStream consumer") == 2, 20, "set up again")
+        publish(nats_server.url, events_of("b", 100, 10))
+        wait_all_acked(nats_server.url, 10)
+        wait_until(lambda: upstream_records(svc), 10, "the recreated stream reported")
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    found = upstream_records(svc)
+    assert len(found) == 1 and found[0]["logged_through"] == 100, found
+    assert "(recreated)" in found[0]["msg"]

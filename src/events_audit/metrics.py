@@ -34,6 +34,7 @@ class Counters:
     reconnects: int = 0
     output_reopens: int = 0  # the log file was removed or replaced under the service
     dead_connections: int = 0  # closed because they carried nothing (unanswered pings)
+    upstream_lost: int = 0  # events the stream lost before they were logged (upstream.py)
     given_up: int = 0  # messages the server stopped delivering (the consumer's max_deliver)
 
 
@@ -48,6 +49,8 @@ _HELP = {
     "reconnects": "Reconnections to NATS",
     "output_reopens": "Times the log file was found removed or replaced and reopened",
     "dead_connections": "Connections closed because NATS answered no pings",
+    "upstream_lost": "Events removed from the stream before they were logged "
+    "(a stream that went back: 1 per finding)",
     "given_up": "Messages the server gave up on after the consumer's max_deliver (not logged)",
 }
 
@@ -202,6 +205,7 @@ class Metrics:
             "stats_redelivered": c.redelivered,
             "stats_write_errors": c.write_errors,
             "stats_given_up": c.given_up,
+            "stats_upstream_lost": c.upstream_lost,
             "stats_bytes_written": c.bytes_written,
         }
         if self.num_pending is not None:

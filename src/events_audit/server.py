@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 import nats.errors
 
-from . import advisories, jetstream
+from . import advisories, jetstream, upstream
 from .config import ConfigError, Settings, format_duration
 from .engines import fast
 from .engines.python import PythonEngine
@@ -26,6 +26,8 @@ from .sink import Sink
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
 # Pings without a pong after which the connection is taken as dead.
 PINGS_OUTSTANDING = 2
+# How often the stream's sequences are compared with what was logged.
+UPSTREAM_CHECK = 2.0
 # How often a stream limit held back (it would remove unlogged events) is tried again.
 HELD_LIMITS_RECHECK = 2.0
 
@@ -276,6 +278,11 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             return await jetstream.ensure_consumer(js, settings, log, resume)
 
         await advisories.watch_given_up(nc, js, binding, log, metrics)
+        watch = upstream.UpstreamWatch(
+            js, binding.stream, binding.durable, binding.subject, log, metrics
+        )
+        await watch.check()  # what went missing while the service was away
+        background.append(asyncio.ensure_future(watch.run(UPSTREAM_CHECK)))
         engine = choose_engine(settings, nc, log)(
             nc, js, binding, settings, log, sink, metrics, set_up
         )
