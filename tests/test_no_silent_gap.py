@@ -166,21 +166,31 @@ def backlog_then_service(nats_server, tmp_path, engine, total, *flags, wait=0.0)
     )
 
 
-def test_a_tighter_max_msgs_waits_for_the_backlog(nats_server, tmp_path, engine) -> None:
-    """3,000 unlogged events, --audit-stream-max-msgs=1000: all logged, then applied."""
-    total = 3000
-    svc = backlog_then_service(nats_server, tmp_path, engine, total, "--audit-stream-max-msgs=1000")
+def held_until_applied(nats_server, tmp_path, engine, total, field, value, *flags, wait=0.0):
+    """Every waiting event logged, then the limit applied: the log's text and
+    its held-back warnings."""
+    svc = backlog_then_service(nats_server, tmp_path, engine, total, *flags, wait=wait)
     try:
         wait_all_acked(nats_server.url, total, timeout=60)
-        wait_until(lambda: stream_config(nats_server.url).max_msgs == 1000, 15, "max_msgs applied")
+        wait_until(
+            lambda: getattr(stream_config(nats_server.url), field) == value, 15, f"{field} applied"
+        )
         assert svc.terminate() == 0
     finally:
         svc.stop()
     text = svc.log_path.read_text()
     assert sorted(e["sequence"] for e in json_events(text)) == list(range(1, total + 1))
     held = [line for line in text.splitlines() if HELD in line]
-    assert len(held) == 1 and '"limit":"max_msgs"' in held[0], held
-    assert '"unlogged_events":3000' in held[0] and '"would_remove_unlogged":2000' in held[0]
+    assert len(held) == 1 and f'"limit":"{field}"' in held[0], held
+    return text, held[0]
+
+
+def test_a_tighter_max_msgs_waits_for_the_backlog(nats_server, tmp_path, engine) -> None:
+    """3,000 unlogged events, --audit-stream-max-msgs=1000: all logged, then applied."""
+    text, held = held_until_applied(
+        nats_server, tmp_path, engine, 3000, "max_msgs", 1000, "--audit-stream-max-msgs=1000"
+    )
+    assert '"unlogged_events":3000' in held and '"would_remove_unlogged":2000' in held
     updated = [line for line in text.splitlines() if "Updated JetStream stream" in line]
     assert len(updated) == 1 and '"max_msgs":"1000 (was unlimited)"' in updated[0], updated
 
@@ -195,22 +205,18 @@ def test_a_tighter_max_msgs_waits_for_the_backlog(nats_server, tmp_path, engine)
 def test_tighter_bytes_or_age_wait_for_the_backlog(
     nats_server, tmp_path, flag, field, value, wait
 ) -> None:
-    total = 2000  # about 100 kB
-    svc = backlog_then_service(
-        nats_server, tmp_path, "fast", total, flag, "--audit-pull-max-messages=10", wait=wait
+    # 2,000 events, about 100 kB
+    held_until_applied(
+        nats_server,
+        tmp_path,
+        "fast",
+        2000,
+        field,
+        value,
+        flag,
+        "--audit-pull-max-messages=10",
+        wait=wait,
     )
-    try:
-        wait_all_acked(nats_server.url, total, timeout=60)
-        wait_until(
-            lambda: getattr(stream_config(nats_server.url), field) == value, 15, f"{field} applied"
-        )
-        assert svc.terminate() == 0
-    finally:
-        svc.stop()
-    text = svc.log_path.read_text()
-    assert sorted(e["sequence"] for e in json_events(text)) == list(range(1, total + 1))
-    held = [line for line in text.splitlines() if HELD in line]
-    assert len(held) == 1 and f'"limit":"{field}"' in held[0], held
 
 
 def test_a_limit_that_removes_only_logged_events_is_applied_at_once(nats_server, tmp_path) -> None:
