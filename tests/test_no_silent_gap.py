@@ -9,6 +9,7 @@ import re
 import signal
 import threading
 import time
+import urllib.request
 
 import nats
 import pytest
@@ -532,3 +533,62 @@ def test_a_recreated_stream_below_the_logged_sequence_is_named(nats_server, tmp_
     found = upstream_records(svc)
     assert len(found) == 1 and found[0]["logged_through"] == 100, found
     assert "(recreated)" in found[0]["msg"]
+
+
+# -- a write that never returns -----------------------------------------------------
+
+
+def test_a_hung_output_keeps_the_loop_and_is_given_up_at_shutdown(
+    nats_server, tmp_path, engine
+) -> None:
+    """A FIFO whose reader stopped reading: /health answers, SIGTERM exits
+    within the bound with code 4, nothing is acked that is not in the pipe,
+    and a restart with a working output logs every event."""
+    total = 1000
+    publish(nats_server.url, [])
+    fifo = tmp_path / "audit.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    flags = ("--log-format=json", "--log-shutdown-timeout=2s")
+    svc = start(tmp_path, nats_server.url, engine, str(fifo), *flags)
+    got = b""
+    try:
+        deadline = time.monotonic() + 20
+        while b"Starting to listen" not in got and time.monotonic() < deadline:
+            got += drain(reader)
+            time.sleep(0.05)
+        port = re.search(rb'"addr":\["127\.0\.0\.1:(\d+)"\]', got)
+        assert port, got
+        pad = b"p" * 2000
+        publish(
+            nats_server.url,
+            [("events.f", b'{"id":"f-%d","pad":"%s"}' % (i, pad)) for i in range(total)],
+        )
+        wait_until(lambda: consumer_info(nats_server.url).num_ack_pending > 0, 20, "held")
+        time.sleep(1.0)  # the pipe is full, the write hangs
+        health = urllib.request.urlopen(f"http://127.0.0.1:{int(port[1])}/health", timeout=2)
+        assert health.status == 200  # the event loop is free
+        stopping = time.monotonic()
+        svc.proc.send_signal(signal.SIGTERM)
+        code = svc.proc.wait(timeout=20)
+        took = time.monotonic() - stopping
+    finally:
+        svc.stop()
+    acked = consumer_info(nats_server.url).ack_floor.stream_seq
+    got += drain(reader)
+    os.close(reader)
+    assert code == 4, code
+    assert took < 2 + 1 + 5, f"{took:.1f}s to exit"  # the bound, a pull's expiry, the acks' flush
+    in_pipe = json_events(got[: got.rfind(b"\n") + 1].decode())
+    in_pipe_seqs = {e["sequence"] for e in in_pipe}
+    assert set(range(1, acked + 1)) <= in_pipe_seqs, "acked but not in the output"
+    assert "The log output took no write before the shutdown bound" in svc.output()
+    after = start(tmp_path, nats_server.url, engine, None, *flags, name="after")
+    try:
+        wait_all_acked(nats_server.url, total, timeout=30)
+        assert after.terminate() == 0
+    finally:
+        after.stop()
+    after_events = [e["sequence"] for e in json_events(after.log_path.read_text())]
+    assert len(after_events) == len(set(after_events)), "logged twice after the restart"
+    assert in_pipe_seqs | set(after_events) == set(range(1, total + 1))

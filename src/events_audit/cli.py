@@ -9,10 +9,14 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Settings, format_duration, resolve
+from .delivery import EXIT_OUTPUT_HUNG
 from .logs import LAYOUT_COLOR, LAYOUT_JSON, LAYOUT_TEXT, Logger
 from .sink import Sink, SinkError
 
 PROG = "events-audit"
+# The service's own lines wait this long for a write of the lines to finish;
+# then they go to stderr (a hung output must not hold the event loop).
+SERVICE_LINE_WAIT = 0.5
 
 
 class UsageError(ConfigError):
@@ -129,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def write_service_line(line: bytes) -> None:
         # The service's own lines must get out even when the log output fails.
         try:
-            sink.write(line)
+            sink.write(line, wait=SERVICE_LINE_WAIT)
         except SinkError:
             if sink.target != "stderr":
                 try:
@@ -147,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         try:
             import uvloop
+
         except ImportError:  # pragma: no cover - uvloop is a dependency
             return asyncio.run(_run(settings, log, sink))
         return uvloop.run(_run(settings, log, sink))
@@ -162,4 +167,9 @@ async def _run(settings: Settings, log: Logger, sink: Sink) -> int:
     # asyncio's own chatter (e.g. about TLS EOF) would bypass the log format.
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
-    return await server.run(settings, log, sink)
+    code = await server.run(settings, log, sink)
+    if code == EXIT_OUTPUT_HUNG:
+        # A worker thread is still stuck in the write: the loop's shutdown
+        # (and Python's exit) would wait for it for ever.
+        os._exit(code)
+    return code

@@ -376,6 +376,15 @@ OPTIONS: tuple[Option, ...] = (
         "with a file --log-output: fsync each batch before acking it (batch) or not (never)",
     ),
     _opt(
+        "log-shutdown-timeout",
+        5.0,
+        _positive(parse_duration),
+        "Logging",
+        "on shutdown, how long a write the log output does not take is waited for; "
+        "then its messages are NAKed and the exit code is 4",
+        "duration",
+    ),
+    _opt(
         "audit-nats-creds",
         "",
         str,
@@ -439,6 +448,7 @@ class Settings:
     config: str
     stats_interval: float
     log_fsync: str
+    log_shutdown_timeout: float
     audit_nats_creds: str
     audit_nats_nkey: str
     audit_nats_tls_ca: str

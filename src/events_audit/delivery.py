@@ -28,6 +28,9 @@ EXCERPT_BYTES = 256
 # than a pipe's buffer goes to the worker thread from the start, so the loop
 # keeps reading (and sending in-progress acks) meanwhile.
 INLINE_BYTES = 64 << 10
+# The exit code when the log output did not take a write before the shutdown
+# bound (--log-shutdown-timeout): its messages were NAKed, they come back.
+EXIT_OUTPUT_HUNG = 4
 
 
 def _size(lines: Buffer | list[bytes]) -> int:
@@ -47,11 +50,16 @@ class Delivery:
         # the next batches queue up and share one fsync, a group commit) or
         # once it has shown it can be slow; else they are done in place.
         self.slow = sink.fsync
+        self.give_up_at = 0.0  # shutdown: a write still running then is given up
+        self.hung = False  # a write was given up: the output did not take it
+        self.shutdown = asyncio.get_event_loop().create_future()  # set by give_up_after
 
     def in_place(self, size: int) -> bool:
         """A write of ``size`` bytes is done in the event loop (else in the
         worker thread)."""
-        return not self.slow and size <= INLINE_BYTES
+        # A pipe, FIFO or terminal can block a write for ever (its reader
+        # stopped): only a regular file is written in the event loop.
+        return not self.slow and size <= INLINE_BYTES and self.sink.regular
 
     @property
     def paused(self) -> bool:
@@ -100,11 +108,30 @@ class Delivery:
     ) -> None:
         writing = asyncio.get_running_loop().run_in_executor(None, self.sink.write, lines)
         while True:
-            done, _ = await asyncio.wait({writing}, timeout=max(self.ack_wait / 3, 0.05))
-            if done:
+            timeout = max(self.ack_wait / 3, 0.05)
+            if self.give_up_at:
+                timeout = min(timeout, max(self.give_up_at - time.monotonic(), 0.01))
+            waiting = {writing} if self.shutdown.done() else {writing, self.shutdown}
+            done, _ = await asyncio.wait(
+                waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if writing in done:
                 break
+            if self.give_up_at and time.monotonic() >= self.give_up_at:
+                # The thread stays stuck in the write; its lines may still come
+                # out later, so its messages may be logged twice, never lost.
+                self.hung = True
+                raise SinkError(f"{self.sink.target} took no write before the shutdown bound")
+            if self.shutdown in done:
+                continue  # the bound was set just now: wait for it
             self.counters.in_progress += await keepalive()  # still writing: the batch is ours
         writing.result()
+
+    def give_up_after(self, seconds: float) -> None:
+        """Shutdown: writes still running after ``seconds`` are given up."""
+        self.give_up_at = time.monotonic() + seconds
+        if not self.shutdown.done():
+            self.shutdown.set_result(None)  # waiting writes look at the bound now
 
     def _warn_moved(self) -> None:
         while self.sink.notices:

@@ -15,6 +15,7 @@ import nats.errors
 
 from . import advisories, jetstream, upstream
 from .config import ConfigError, Settings, format_duration
+from .delivery import EXIT_OUTPUT_HUNG
 from .engines import fast
 from .engines.python import PythonEngine
 from .http import HttpServer
@@ -304,7 +305,21 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             background.append(
                 asyncio.ensure_future(stats_loop(metrics, log, settings.stats_interval))
             )
+
+        async def bound_the_shutdown() -> None:
+            await stop.wait()
+            engine.delivery.give_up_after(settings.log_shutdown_timeout)
+
+        background.append(asyncio.ensure_future(bound_the_shutdown()))
         await engine.run(stop)
+        if engine.delivery.hung:
+            log.error(
+                "The log output took no write before the shutdown bound; "
+                "its messages were NAKed and come back",
+                output=sink.target,
+                log_shutdown_timeout=format_duration(settings.log_shutdown_timeout),
+            )
+            code = EXIT_OUTPUT_HUNG
     except (jetstream.SetupError, nats.errors.Error) as exc:
         log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)
         code = 1

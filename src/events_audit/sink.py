@@ -116,14 +116,18 @@ class Sink:
                 self.fd = fd
                 self._opened(fd)
 
-    def write(self, data: Buffer | Sequence[Buffer]) -> None:
+    def write(self, data: Buffer | Sequence[Buffer], wait: float = -1) -> None:
         """Write everything (and fsync a file) or raise SinkError.  Several
         buffers go out with writev, not joined first (large events: a copy
-        and a batch's worth of memory less).  Safe from several threads."""
+        and a batch's worth of memory less).  Safe from several threads.
+        ``wait``: how long another write may hold the output (-1: as long as
+        it takes); the event loop's own lines must not wait for a hung one."""
         parts = [data] if isinstance(data, Buffer) else [memoryview(p) for p in data if p]
         if not sum(len(p) for p in parts):
             return
-        with self.lock:
+        if not self.lock.acquire(timeout=wait):
+            raise SinkError(f"{self.target} is busy: a write to it does not return")
+        try:
             moved = self._moved()
             if moved:  # as SIGHUP would: the lines go where the path points
                 self.reopen_requested = True
@@ -131,6 +135,8 @@ class Sink:
             self._append(parts)
             self.appended += 1
             ticket = self.appended
+        finally:
+            self.lock.release()
         if self.fsync:
             self._sync(ticket)
         if self._moved():
