@@ -592,3 +592,18 @@ def test_a_hung_output_keeps_the_loop_and_is_given_up_at_shutdown(
     after_events = [e["sequence"] for e in json_events(after.log_path.read_text())]
     assert len(after_events) == len(set(after_events)), "logged twice after the restart"
     assert in_pipe_seqs | set(after_events) == set(range(1, total + 1))
+
+
+def test_a_rotation_with_a_new_file_is_followed_without_a_warning(tmp_path) -> None:
+    """logrotate's create: renamed, a new file at the path, SIGHUP still to come."""
+    path, rotated = tmp_path / "audit.log", tmp_path / "audit.log.1"
+    sink = Sink(str(path), fsync=True)
+    try:
+        sink.write(b"one\n")
+        os.rename(path, rotated)
+        path.write_bytes(b"")
+        sink.write(b"two\n")
+        assert sink.notices == [("rotated", {"path": str(path)})]
+    finally:
+        sink.close()
+    assert rotated.read_bytes() == b"one\n" and path.read_bytes() == b"two\n"

@@ -136,6 +136,9 @@ class Delivery:
     def _warn_moved(self) -> None:
         while self.sink.notices:
             why, fields = self.sink.notices.pop(0)
+            if why == "rotated":  # a new file at the path: what SIGHUP would do
+                self.log.info("The log file was rotated; reopened its path", **fields)
+                continue
             self.counters.output_reopens += 1
             self.log.warning(
                 f"The log file was {why} under the service; reopened its path", **fields

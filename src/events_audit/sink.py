@@ -68,9 +68,11 @@ class Sink:
 
     def _moved(self) -> str:
         """Why the open file is no longer where the lines belong ('' when it
-        is): it was removed (lines written to it are in no file at all) or the
-        path names another file.  A file only renamed (logrotate before its
-        SIGHUP) still holds its lines and is kept until the SIGHUP."""
+        is): "removed" or "replaced" when no name is left to it (lines written
+        to it are in no file at all), "rotated" when it was renamed and the
+        path names a new file (logrotate's create, before its SIGHUP).  A file
+        only renamed, with no new one at the path, keeps its lines until the
+        SIGHUP."""
         if not self.owns_fd:
             return ""
         try:
@@ -79,7 +81,9 @@ class Sink:
             return "removed" if os.fstat(self.fd).st_nlink == 0 else ""
         except OSError:
             return ""  # cannot tell (a permission): keep the open file
-        return "" if (st.st_dev, st.st_ino) == self.identity else "replaced"
+        if (st.st_dev, st.st_ino) == self.identity:
+            return ""
+        return "replaced" if os.fstat(self.fd).st_nlink == 0 else "rotated"
 
     def _open(self) -> int:
         try:
@@ -139,7 +143,7 @@ class Sink:
             self.lock.release()
         if self.fsync:
             self._sync(ticket)
-        if self._moved():
+        if self._moved() in ("removed", "replaced"):
             # removed while these lines were written: they are in no file;
             # not written, so their messages come back (the next write reopens)
             raise SinkError(f"{self.target} was removed or replaced while written")
