@@ -278,11 +278,17 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
             await jetstream.ensure_stream(js, settings, log)
             return await jetstream.ensure_consumer(js, settings, log, resume)
 
-        await advisories.watch_given_up(nc, js, binding, log, metrics)
         watch = upstream.UpstreamWatch(
             js, binding.stream, binding.durable, binding.subject, log, metrics
         )
-        await watch.check()  # what went missing while the service was away
+        try:
+            await advisories.watch_given_up(nc, js, binding, log, metrics)
+            await watch.check()  # what went missing while the service was away
+        except Exception as exc:  # (a permission, a timeout): the events still flow
+            log.warning(
+                "Cannot watch for events lost upstream or given up by the server",
+                error=str(exc) or type(exc).__name__,
+            )
         background.append(asyncio.ensure_future(watch.run(UPSTREAM_CHECK)))
         engine = choose_engine(settings, nc, log)(
             nc, js, binding, settings, log, sink, metrics, set_up
