@@ -114,19 +114,30 @@ def test_log_file_removed_then_replaced_while_events_flow(nats_server, tmp_path,
     assert text.count(MOVED.format("replaced")) == 1
 
 
-def test_a_file_only_renamed_keeps_its_lines_until_sighup(tmp_path) -> None:
-    """logrotate renames, then signals: meanwhile the lines are in the renamed file."""
+def renamed_under(tmp_path, between, sighup: bool) -> tuple:
+    """A sink writes "one", logrotate renames its file, ``between(path)`` runs,
+    the sink writes "two" (then, after a SIGHUP, "three"): (the sink's notices,
+    whether the path existed then, the renamed file, the path)."""
     path, rotated = tmp_path / "audit.log", tmp_path / "audit.log.1"
     sink = Sink(str(path), fsync=True)
     try:
         sink.write(b"one\n")
         os.rename(path, rotated)
+        between(path)
         sink.write(b"two\n")
-        assert sink.notices == [] and not path.exists()
-        sink.request_reopen()
-        sink.write(b"three\n")
+        notices, existed = list(sink.notices), path.exists()
+        if sighup:
+            sink.request_reopen()
+            sink.write(b"three\n")
     finally:
         sink.close()
+    return notices, existed, rotated, path
+
+
+def test_a_file_only_renamed_keeps_its_lines_until_sighup(tmp_path) -> None:
+    """logrotate renames, then signals: meanwhile the lines are in the renamed file."""
+    notices, existed, rotated, path = renamed_under(tmp_path, lambda path: None, sighup=True)
+    assert notices == [] and not existed
     assert rotated.read_bytes() == b"one\ntwo\n" and path.read_bytes() == b"three\n"
 
 
@@ -596,14 +607,8 @@ def test_a_hung_output_keeps_the_loop_and_is_given_up_at_shutdown(
 
 def test_a_rotation_with_a_new_file_is_followed_without_a_warning(tmp_path) -> None:
     """logrotate's create: renamed, a new file at the path, SIGHUP still to come."""
-    path, rotated = tmp_path / "audit.log", tmp_path / "audit.log.1"
-    sink = Sink(str(path), fsync=True)
-    try:
-        sink.write(b"one\n")
-        os.rename(path, rotated)
-        path.write_bytes(b"")
-        sink.write(b"two\n")
-        assert sink.notices == [("rotated", {"path": str(path)})]
-    finally:
-        sink.close()
+    notices, _, rotated, path = renamed_under(
+        tmp_path, lambda path: path.write_bytes(b""), sighup=False
+    )
+    assert notices == [("rotated", {"path": str(path)})]
     assert rotated.read_bytes() == b"one\n" and path.read_bytes() == b"two\n"

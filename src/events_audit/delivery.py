@@ -52,7 +52,7 @@ class Delivery:
         self.slow = sink.fsync
         self.give_up_at = 0.0  # shutdown: a write still running then is given up
         self.hung = False  # a write was given up: the output did not take it
-        self.shutdown = asyncio.get_event_loop().create_future()  # set by give_up_after
+        self.shutdown = asyncio.get_running_loop().create_future()  # set by give_up_after
 
     def in_place(self, size: int) -> bool:
         """A write of ``size`` bytes is done in the event loop (else in the
