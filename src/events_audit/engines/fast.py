@@ -53,8 +53,11 @@ FRAME_MARGIN = 64 << 10
 # message count, not by this.
 MIN_REQUEST_BYTES = 64 << 10
 # Writes of queued batches that may overlap: one appends while another's
-# fsync waits for the disk.
+# fsync waits for the disk.  A second write starts only while the one in
+# flight is this large: for small writes the fsync's fixed cost dominates,
+# and what queues meanwhile is better written (and synced) as one.
 WRITES_IN_FLIGHT = 2
+OVERLAP_MIN_BYTES = 1 << 20
 # After a message too large for the requests, they stay large this long.
 LARGE_HOLD = 10.0
 # glibc's mallopt parameters
@@ -394,16 +397,19 @@ class FastEngine(Engine):
         settled).  Up to WRITES_IN_FLIGHT writes overlap, so the next batches
         go to the page cache while the last ones' fsync waits for the disk
         (the sink's group commit); each is acked as soon as it is synced."""
-        writes: deque[tuple[asyncio.Future, int]] = deque()  # (write, its batches)
+        writes: deque[tuple[asyncio.Future, int, int]] = deque()  # (write, batches, bytes)
         handed = 0  # batches at the head of self.pending given to those writes
         while True:
-            if handed < len(self.pending) and len(writes) < WRITES_IN_FLIGHT:
+            if handed < len(self.pending) and (
+                not writes
+                or (len(writes) < WRITES_IN_FLIGHT and writes[-1][2] >= OVERLAP_MIN_BYTES)
+            ):
                 batches = list(self.pending)[handed:]
                 handed = len(self.pending)
                 lines = [b.lines for b in batches]
-                writes.append(
-                    (asyncio.ensure_future(self._write(_Batch.join(batches), lines)), len(batches))
-                )
+                size = sum(len(part) for part in lines)
+                write = asyncio.ensure_future(self._write(_Batch.join(batches), lines))
+                writes.append((write, len(batches), size))
                 continue
             if not writes:
                 await self.queued.wait()
@@ -414,7 +420,7 @@ class FastEngine(Engine):
             waiting.cancel()
             self.queued.clear()
             while writes and writes[0][0].done():
-                done, taken = writes.popleft()
+                done, taken, _ = writes.popleft()
                 done.result()
                 for _ in range(taken):
                     written = self.pending.popleft()
