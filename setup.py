@@ -42,6 +42,8 @@ extensions = [
         include_dirs=["ext"],
         define_macros=macros,
         extra_compile_args=cflags,
+        # zlib's crc32 for the digest's line checksums (ext/core/line_checksums.pxi)
+        libraries=["z"] if name == "_datapath" else [],
     )
     for name in ("_formatting", "_datapath")
 ]

@@ -10,10 +10,18 @@ for nats-py.  No Python object is made per message.
 """
 
 include "_core.pxi"
+include "core/line_checksums.pxi"
 
 from libc.string cimport memchr, memmove
 
-__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
+__all__ = [
+    "DataPath",
+    "ProtocolViolation",
+    "line_checksums",
+    "processed_lines",
+    "reply_frames",
+    "settle_frames",
+]
 
 
 class ProtocolViolation(ValueError):
@@ -121,6 +129,7 @@ cdef struct Counts:  # of one feed
     long structured
     long redelivered
     uint64_t max_sequence
+    uint64_t min_sequence  # 0: none
 
 
 cdef class DataPath:
@@ -174,7 +183,7 @@ cdef class DataPath:
 
     def feed(self, data, long long now_ns):
         """One chunk: (other frames, lines, acks, replies, subjects, messages,
-        structured, redelivered, max sequence, last chances, statuses).
+        structured, redelivered, max and min sequence, last chances, statuses).
 
         replies/subjects: the data messages' replies (and, at debug level,
         subjects) each followed by a newline, for reply_frames, settle_frames
@@ -201,7 +210,7 @@ cdef class DataPath:
                 start = min(self.need - self.tail.len, n) if self.need else n
                 w_mem(&self.tail, s, start)
                 if self.tail.len < self.need:
-                    return (b"", b"", b"", b"", b"", 0, 0, 0, 0, [], [])
+                    return (b"", b"", b"", b"", b"", 0, 0, 0, 0, 0, [], [])
             self.other.len = 0
             self.acks.len = 0
             self.replies.len = 0
@@ -232,7 +241,7 @@ cdef class DataPath:
                     PyBytes_FromStringAndSize(self.replies.buf, self.replies.len),
                     PyBytes_FromStringAndSize(self.subjects.buf, self.subjects.len),
                     counts.messages, counts.structured, counts.redelivered,
-                    counts.max_sequence, last_chances, statuses)
+                    counts.max_sequence, counts.min_sequence, last_chances, statuses)
         finally:
             PyBuffer_Release(&view)
 
@@ -309,6 +318,8 @@ cdef class DataPath:
                 counts.redelivered += meta.delivered > 1
                 if meta.sequence > counts.max_sequence:
                     counts.max_sequence = meta.sequence
+                if counts.min_sequence == 0 or meta.sequence < counts.min_sequence:
+                    counts.min_sequence = meta.sequence
                 if self.max_deliver > 0 and meta.delivered >= <uint64_t>self.max_deliver:
                     last_chances.append((meta.sequence, meta.delivered,
                                          PyBytes_FromStringAndSize(

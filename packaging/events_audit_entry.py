@@ -32,6 +32,13 @@ BUNDLED = (
     "nkeys",
     "nacl.signing",
     "_cffi_backend",  # nacl's binding, loaded from compiled code
+    # the tools (verify, replay, keygen) and the digest, imported when asked for
+    "events_audit.verify",
+    "events_audit.replay",
+    "events_audit.digest",
+    "tqdm",
+    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "cryptography.hazmat.primitives.serialization",
 )
 
 

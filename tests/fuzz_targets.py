@@ -654,10 +654,10 @@ def run_feed(path_module, case: Case, check: bool) -> list:
 
 def check_feed(path_module, case: Case, result: tuple, wpi: bytes, settled: bytes, processed):
     """The results of one feed agree with each other and with the frames made of them."""
-    if not (isinstance(result, tuple) and len(result) == 11):
-        raise Failure(f"feed() gave {type(result).__name__} of {len(result)}, not 11 items")
+    if not (isinstance(result, tuple) and len(result) == 12):
+        raise Failure(f"feed() gave {type(result).__name__} of {len(result)}, not 12 items")
     _other, lines, acks, replies, subjects, messages, structured, redelivered = result[:8]
-    max_sequence, last_chances, statuses = result[8:]
+    max_sequence, min_sequence, last_chances, statuses = result[8:]
     for name, value in zip(("other", "lines", "acks", "replies", "subjects"), result, strict=False):
         if not isinstance(value, bytes):
             raise Failure(f"{name} is {type(value).__name__}, not bytes")
@@ -684,6 +684,8 @@ def check_feed(path_module, case: Case, result: tuple, wpi: bytes, settled: byte
         raise Failure(f"max sequence {max_sequence!r}")
     if messages == 0 and max_sequence:
         raise Failure(f"max sequence {max_sequence} without messages")
+    if not (isinstance(min_sequence, int) and 0 <= min_sequence <= max_sequence):
+        raise Failure(f"min sequence {min_sequence!r} with max {max_sequence}")
     if not isinstance(last_chances, list) or len(last_chances) > messages:
         raise Failure(f"last chances {last_chances!r} of {messages} messages")
     if case.max_deliver <= 0 and last_chances:

@@ -64,7 +64,7 @@ def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1):
     for chunk in chunks:
         r = path.feed(chunk, NOW)
         lines = r[1] + module.processed_lines(layout, r[4], r[3], "12.5µs", NOW + 5000)
-        results.append((r[0], lines, r[2], r[3], r[5:9], r[9], r[10]))
+        results.append((r[0], lines, r[2], r[3], r[5:10], r[10], r[11]))
     other = b"".join(r[0] for r in results)
     lines = b"".join(r[1] for r in results)
     acks = b"".join(r[2] for r in results)
@@ -72,6 +72,7 @@ def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1):
     counts = (
         *(sum(r[4][i] for r in results) for i in range(3)),
         max((r[4][3] for r in results), default=0),
+        min((r[4][4] for r in results if r[4][4]), default=0),
     )
     last_chances = [c for r in results for c in r[5]]
     statuses = [s for r in results for s in r[6]]
@@ -101,7 +102,7 @@ def test_frames_are_sorted_out() -> None:
             b'INFO {"x":1}\r\nPING\r\n' + msg(b"other", 3, b"", b"api reply") + b"+OK\r\n"
         )
         assert acks == b"PUB " + reply(1) + b" 0\r\n\r\nPUB " + reply(2, 2) + b" 0\r\n\r\n"
-        assert counts == (2, 1, 1, 2)  # messages, structured, redelivered, max sequence
+        assert counts == (2, 1, 1, 2, 1)  # messages, structured, redelivered, max/min sequence
         assert statuses == [(100, "Idle Heartbeat", 0, 0), (408, "Request Timeout", 5, 0)]
         want = spec.format_batch(
             ["events.a", "events.h"], [reply(1), reply(2, 2)], [EVENT, b"raw with headers"], NOW, 0
@@ -220,3 +221,18 @@ def test_a_line_break_in_a_control_line_is_refused() -> None:
     for module in (pure, compiled):
         with pytest.raises(module.ProtocolViolation):
             module.DataPath(SID, 0).feed(b"MSG e 7 r\n.x 1\r\nx\r\n", NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=300), max_size=20), st.booleans())
+def test_line_checksums_twins_agree_with_zlib(lines, cut_last) -> None:
+    """The digest's locator: zlib's CRC-32 of each line, newline included."""
+    import zlib
+
+    data = b"\n".join(lines) + (b"" if cut_last else b"\n")
+    pieces = [p + b"\n" for p in data.split(b"\n")]
+    pieces[-1] = pieces[-1][:-1]  # after the last newline: a line only if not empty
+    expected = [zlib.crc32(p).to_bytes(4, "little") for p in pieces if p]
+    for module in (pure, compiled):
+        assert module.line_checksums(data) == b"".join(expected)
+        assert module.line_checksums(memoryview(data)) == b"".join(expected)

@@ -124,7 +124,7 @@ def test_after_a_lone_lf_only_the_new_messages_are_settled() -> None:
             path.feed(msg(b"e", reply, b"dropped"), 0)
         path.reset()
         result = path.feed(msg(b"e", REPLY % (5, 13, 13), b"the only message"), 0)
-        replies, count, last_chances = result[3], result[5], result[9]
+        replies, count, last_chances = result[3], result[5], result[10]
         assert count == 1 and replies == REPLY % (5, 13, 13) + b"\n"
         assert last_chances == [(13, 5, b"the only message")]
         frames = module.settle_frames(replies, 3, b"-NAK")
@@ -139,7 +139,7 @@ def test_status_header_without_crlf() -> None:
     # with its CRLF the same status is fine
     for module in (compiled_path, pure_path):
         got = feed_or_violation(module, status(b"NATS/1.0 503\r\n\r\n"))
-        assert got[10] == [(503, "", 0, 0)] and got[5] == 0
+        assert got[11] == [(503, "", 0, 0)] and got[5] == 0
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,7 @@ def test_status_code_that_is_not_three_digits(code) -> None:
 def test_status_codes_of_three_digits() -> None:
     frame = status(b"NATS/1.0 409  Consumer Deleted\r\n\r\n") + status(b"NATS/1.0 100\r\n\r\n")
     for module in (compiled_path, pure_path):
-        statuses = feed_or_violation(module, frame)[10]
+        statuses = feed_or_violation(module, frame)[11]
         assert statuses == [(409, "Consumer Deleted", 0, 0), (100, "", 0, 0)], module.__name__
 
 
@@ -222,7 +222,7 @@ def test_twins_agree_on_malformed_frames(name) -> None:
     elif want == "message":
         assert got[5] == 1 and got[0] == b""
     else:
-        assert got[10] == [want] and got[5] == 0
+        assert got[11] == [want] and got[5] == 0
 
 
 def test_processed_lines_refuses_none() -> None:

@@ -7,11 +7,18 @@ from typing import Self
 
 from typing_extensions import Buffer
 
-__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
+__all__ = [
+    "DataPath",
+    "ProtocolViolation",
+    "line_checksums",
+    "processed_lines",
+    "reply_frames",
+    "settle_frames",
+]
 
 # feed() gives back, for one chunk:
 # (other frames, lines, acks, replies, subjects, messages, structured, redelivered,
-#  max sequence, last chances [(sequence, delivered, excerpt)],
+#  max sequence, min sequence (0: none), last chances [(sequence, delivered, excerpt)],
 #  statuses [(code, description, pending messages, pending bytes)])
 _Feed = tuple[
     bytes,
@@ -19,6 +26,7 @@ _Feed = tuple[
     bytes,
     bytes,
     bytes,
+    int,
     int,
     int,
     int,
@@ -62,3 +70,6 @@ def processed_lines(
     layout: int, subjects: bytes, replies: bytes, elapsed: str, now_ns: int
 ) -> bytes:
     """The original's debug "Message processed and acknowledged" per message."""
+
+def line_checksums(data: Buffer) -> bytes:
+    """CRC-32 of each line (newline included), 4 bytes little-endian each."""

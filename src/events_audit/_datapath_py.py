@@ -25,11 +25,19 @@ malformed is a ``ProtocolViolation`` (nats-py then reconnects).
 from __future__ import annotations
 
 import re
+import zlib
 
 from ._formatting_py import format_message, local_log_time, parse_ack_reply
 from .logs import format_entry
 
-__all__ = ["DataPath", "ProtocolViolation", "processed_lines", "reply_frames", "settle_frames"]
+__all__ = [
+    "DataPath",
+    "ProtocolViolation",
+    "line_checksums",
+    "processed_lines",
+    "reply_frames",
+    "settle_frames",
+]
 
 EXCERPT_BYTES = 256
 _ARGS = re.compile(rb"[^ \t]+")
@@ -92,7 +100,7 @@ class DataPath:
 
     def feed(self, data: bytes, now_ns: int) -> tuple:
         """One chunk: (other frames, lines, acks, replies, subjects, messages,
-        structured, redelivered, max sequence, last chances, statuses)."""
+        structured, redelivered, max and min sequence, last chances, statuses)."""
         buf = self._tail + bytes(data)
         log_time = local_log_time(now_ns)
         other: list[bytes] = []
@@ -102,7 +110,7 @@ class DataPath:
         subjects: list[bytes] = []
         last_chances: list[tuple[int, int, bytes]] = []
         statuses: list[tuple[int, str, int, int]] = []
-        structured = redelivered = max_sequence = 0
+        structured = redelivered = max_sequence = min_sequence = 0
         pos = 0
         while True:
             eol = buf.find(b"\r\n", pos)
@@ -158,6 +166,8 @@ class DataPath:
             if meta is not None:
                 redelivered += meta["delivered"] > 1
                 max_sequence = max(max_sequence, meta["sequence"])
+                if not min_sequence or meta["sequence"] < min_sequence:
+                    min_sequence = meta["sequence"]
                 if 0 < self.max_deliver <= meta["delivered"]:
                     last_chances.append((meta["sequence"], meta["delivered"], body[:EXCERPT_BYTES]))
         self._tail = buf[pos:]
@@ -171,6 +181,7 @@ class DataPath:
             structured,
             redelivered,
             max_sequence,
+            min_sequence,
             last_chances,
             statuses,
         )
@@ -252,3 +263,17 @@ def processed_lines(
             )
         )
     return "".join(lines).encode("utf-8", "surrogateescape")
+
+
+def line_checksums(data: bytes | bytearray | memoryview) -> bytes:
+    """The digest's locator: zlib's CRC-32 of each line of a write, newline
+    included (a last line without one too), 4 bytes little-endian each."""
+    view = bytes(data)
+    out = bytearray()
+    start = 0
+    while start < len(view):
+        end = view.find(b"\n", start)
+        end = len(view) if end < 0 else end + 1
+        out += zlib.crc32(view[start:end]).to_bytes(4, "little")
+        start = end
+    return bytes(out)

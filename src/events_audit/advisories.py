@@ -24,6 +24,8 @@ from .metrics import Metrics
 
 MAX_DELIVERIES = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.{consumer}"
 EXCERPT_BYTES = 256
+# Its error line (events-audit verify reads it back).
+GIVEN_UP = "Message given up by the server after the consumer's max_deliver: not logged"
 
 
 async def watch_given_up(
@@ -54,7 +56,7 @@ async def watch_given_up(
             )
         metrics.counters.given_up += 1
         log.error(
-            "Message given up by the server after the consumer's max_deliver: not logged",
+            GIVEN_UP,
             stream=binding.stream,
             consumer=binding.durable,
             sequence=sequence,

@@ -1,11 +1,13 @@
-"""The command line: the original's flags (urfave/cli style), --help, --version."""
+"""The command line: the original's flags (urfave/cli style), --help, --version;
+and the tools beside the service: ``verify``, ``replay`` and ``keygen``."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Settings, format_duration, resolve
@@ -74,6 +76,10 @@ def help_text() -> str:
         "",
         "USAGE:",
         f"   {PROG} [options]",
+        f"   {PROG} verify [options] FILE...   is every event in these log files (and unaltered)?",
+        f"   {PROG} replay [options]           write the lines of a window of the stream again",
+        f"   {PROG} keygen PREFIX              an Ed25519 key pair for --audit-digest-key",
+        f"   ({PROG} COMMAND --help for each)",
         "",
         "VERSION:",
         f"   {__version__}",
@@ -107,6 +113,8 @@ def layout_for(settings: Settings, sink: Sink) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in TOOLS:
+        return run_tool(args[0], list(args[1:]))
     try:
         parsed = parse_args(args)
         if parsed == "help":
@@ -125,8 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     try:
-        sink = Sink(settings.log_output, fsync=settings.log_fsync == "batch")
-    except SinkError as exc:
+        from .digest import DigestError, writer_for
+
+        digest = writer_for(settings) if settings.audit == "nats" else None
+        sink = Sink(settings.log_output, fsync=settings.log_fsync == "batch", digest=digest)
+    except (SinkError, DigestError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
 
@@ -173,3 +184,96 @@ async def _run(settings: Settings, log: Logger, sink: Sink) -> int:
         # (and Python's exit) would wait for it for ever.
         os._exit(code)
     return code
+
+
+# -- the tools -----------------------------------------------------------------
+
+# The service's settings each tool takes (flags, env vars and --config as for
+# the service): the connection, and for replay where and how lines go.
+CONNECTION_SETTINGS = (
+    "config",
+    "audit-nats-addr",
+    "audit-topic",
+    "audit-nats-creds",
+    "audit-nats-nkey",
+    "audit-nats-tls-ca",
+    "audit-nats-tls-cert",
+    "audit-nats-tls-key",
+)
+REPLAY_SETTINGS = CONNECTION_SETTINGS + (
+    "audit-stream-name",
+    "log-output",
+    "log-format",
+    "log-fsync",
+)
+
+
+class ToolParser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) instead of usage + error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def tool_parser(name: str, description: str, settings: Sequence[str] = ()) -> ToolParser:
+    parser = ToolParser(prog=f"{PROG} {name}", description=description)
+    if settings:
+        group = parser.add_argument_group(
+            "settings (as for the service; env vars and --config too)"
+        )
+        for setting in settings:
+            option = OPTIONS_BY_NAME[setting]
+            group.add_argument(
+                option.flag,
+                dest=f"setting:{setting}",
+                metavar=option.kind.upper(),
+                help=option.help,
+            )
+    return parser
+
+
+def tool_settings(namespace: argparse.Namespace) -> Settings:
+    """The settings a tool was given, resolved like the service's."""
+    given = {
+        key.partition(":")[2]: value
+        for key, value in vars(namespace).items()
+        if key.startswith("setting:") and value is not None
+    }
+    return resolve(given)
+
+
+def _verify(argv: list[str]) -> int:
+    from . import verify
+
+    return verify.main(argv)
+
+
+def _replay(argv: list[str]) -> int:
+    from . import replay
+
+    return replay.main(argv)
+
+
+def _keygen(argv: list[str]) -> int:
+    from . import digest
+
+    return digest.keygen_main(argv)
+
+
+TOOLS: dict[str, Callable[[list[str]], int]] = {
+    "verify": _verify,
+    "replay": _replay,
+    "keygen": _keygen,
+}
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    """A tool's exit code; its bad input is one line on stderr and exit 2."""
+    try:
+        return TOOLS[name](argv)
+    except ConfigError as exc:
+        print(f"{PROG} {name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG} {name}: interrupted", file=sys.stderr)
+        return 130

@@ -414,6 +414,28 @@ OPTIONS: tuple[Option, ...] = (
         "Pull",
         "data path: fast (compiled frames), python (nats-py fetch) or auto",
     ),
+    _opt(
+        "audit-digest",
+        "",
+        str,
+        "Tamper evidence",
+        "keep a digest file at this path beside the log file: a chained SHA-256 of every write",
+    ),
+    _opt(
+        "audit-digest-key",
+        "",
+        str,
+        "Tamper evidence",
+        "Ed25519 private key (PEM, events-audit keygen) to sign checkpoints of the digest",
+    ),
+    _opt(
+        "audit-digest-interval",
+        60.0,
+        _positive(parse_duration),
+        "Tamper evidence",
+        "sign a digest checkpoint this often (and at every reopen and shutdown)",
+        "duration",
+    ),
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
@@ -455,6 +477,9 @@ class Settings:
     audit_nats_tls_cert: str
     audit_nats_tls_key: str
     audit_engine: str
+    audit_digest: str
+    audit_digest_key: str
+    audit_digest_interval: float
     # where each explicitly given setting came from, for messages
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -10,6 +10,7 @@ if TYPE_CHECKING or NO_EXTENSIONS:
     from ._datapath_py import (
         DataPath,
         ProtocolViolation,
+        line_checksums,
         processed_lines,
         reply_frames,
         settle_frames,
@@ -19,6 +20,7 @@ else:
         from ._datapath import (
             DataPath,
             ProtocolViolation,
+            line_checksums,
             processed_lines,
             reply_frames,
             settle_frames,
@@ -27,6 +29,7 @@ else:
         from ._datapath_py import (
             DataPath,
             ProtocolViolation,
+            line_checksums,
             processed_lines,
             reply_frames,
             settle_frames,
@@ -38,6 +41,7 @@ __all__ = [
     "USING_EXTENSION",
     "DataPath",
     "ProtocolViolation",
+    "line_checksums",
     "processed_lines",
     "reply_frames",
     "settle_frames",

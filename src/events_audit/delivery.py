@@ -15,6 +15,7 @@ with an error line naming its stream sequence, so no message loops forever.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable
 
@@ -24,6 +25,8 @@ from .metrics import Metrics
 from .sink import Buffer, Sink, SinkError
 
 EXCERPT_BYTES = 256
+# The error line of a TERMed message (events-audit verify reads it back).
+TERMINATED = "Message terminated after its last delivery: its line could not be written"
 # A write in place may block the event loop until the output takes it; more
 # than a pipe's buffer goes to the worker thread from the start, so the loop
 # keeps reading (and sending in-progress acks) meanwhile.
@@ -66,19 +69,23 @@ class Delivery:
         return time.monotonic() < self.paused_until
 
     async def write(
-        self, lines: Buffer | list[bytes], keepalive: Callable[[], Awaitable[int]]
+        self,
+        lines: Buffer | list[bytes],
+        keepalive: Callable[[], Awaitable[int]],
+        sequences: tuple[int, int] = (0, 0),
     ) -> bool:
-        """Write the lines; True once they are in the log output."""
+        """Write the lines; True once they are in the log output.
+        ``sequences``: the first and last stream sequence among them (the digest's)."""
         if not lines:
             return True
         try:
             if not self.in_place(_size(lines)):
-                await self._write_in_thread(lines, keepalive)
+                await self._write_in_thread(lines, keepalive, sequences)
             else:
                 # A thread hand-off costs more than a write to a healthy
                 # output: write here until the output shows it can be slow.
                 started = time.monotonic()
-                self.sink.write(lines)
+                self.sink.write(lines, sequences=sequences)
                 if time.monotonic() - started > self.ack_wait / 10:
                     self.slow = True
                     self.log.warning(
@@ -104,9 +111,14 @@ class Delivery:
         return True
 
     async def _write_in_thread(
-        self, lines: Buffer | list[bytes], keepalive: Callable[[], Awaitable[int]]
+        self,
+        lines: Buffer | list[bytes],
+        keepalive: Callable[[], Awaitable[int]],
+        sequences: tuple[int, int],
     ) -> None:
-        writing = asyncio.get_running_loop().run_in_executor(None, self.sink.write, lines)
+        writing = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.sink.write, lines, sequences=sequences)
+        )
         while True:
             timeout = max(self.ack_wait / 3, 0.05)
             if self.give_up_at:
@@ -154,7 +166,7 @@ class Delivery:
         """A message given up on: the line operators need to find it in the stream."""
         self.counters.terms += 1
         self.log.error(
-            "Message terminated after its last delivery: its line could not be written",
+            TERMINATED,
             stream=stream,
             sequence=sequence,
             delivered=delivered,

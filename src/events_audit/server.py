@@ -21,7 +21,7 @@ from .engines.python import PythonEngine
 from .http import HttpServer
 from .logs import Logger
 from .metrics import Metrics, poll_consumer, stats_loop
-from .sink import Sink
+from .sink import Sink, SinkError
 
 # How long shutdown may wait for acks to reach a server that may be gone.
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
@@ -153,6 +153,17 @@ def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
             "The compiled data path is not available, the fast engine runs its pure-Python twin"
         )
     return fast.FastEngine
+
+
+async def digest_checkpoints(sink: Sink, log: Logger, interval: float) -> None:
+    """--audit-digest-interval: sign what was written since the last checkpoint."""
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(interval)
+        try:  # in a thread: a write holding the sink's lock must not stop the loop
+            await loop.run_in_executor(None, sink.checkpoint)
+        except SinkError as exc:
+            log.error("Cannot write a digest checkpoint", error=str(exc))
 
 
 async def run(settings: Settings, log: Logger, sink: Sink) -> int:
@@ -310,6 +321,10 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         if settings.stats_interval:
             background.append(
                 asyncio.ensure_future(stats_loop(metrics, log, settings.stats_interval))
+            )
+        if sink.digest is not None and sink.digest.key is not None:
+            background.append(
+                asyncio.ensure_future(digest_checkpoints(sink, log, settings.audit_digest_interval))
             )
 
         async def bound_the_shutdown() -> None:

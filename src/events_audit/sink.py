@@ -22,7 +22,10 @@ import os
 import stat
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .digest import DigestError
 
 Buffer = bytes | bytearray | memoryview
 IOV_MAX = 1024  # the smallest limit of a writev on Linux
@@ -33,7 +36,8 @@ class SinkError(Exception):
 
 
 class Sink:
-    def __init__(self, target: str = "stderr", fsync: bool = True) -> None:
+    def __init__(self, target: str = "stderr", fsync: bool = True, digest: Any = None) -> None:
+        """``digest``: a ``digest.DigestWriter`` told of every write (--audit-digest)."""
         self.target = target
         self.owns_fd = target not in ("stderr", "stdout")
         self.fsync_wanted = fsync and self.owns_fd
@@ -53,6 +57,9 @@ class Sink:
         else:
             self.fd = self._open()
         self._opened(self.fd)
+        self.digest = digest
+        if digest is not None:
+            self._digest_call(digest.open_segment, target, os.fstat(self.fd).st_size, "start")
         # what the service should warn about (the sink runs in worker threads)
         self.notices: list[tuple[str, dict]] = []
 
@@ -112,20 +119,38 @@ class Sink:
             try:
                 if self.fsync:
                     os.fdatasync(self.fd)
+                    if self.digest is not None:
+                        self.digest.sync()
                     self.synced = self.appended
-            except OSError:
+            except (OSError, DigestError):
                 self.lost_through = self.appended  # those writes fail, not ack
             finally:
                 os.close(self.fd)
                 self.fd = fd
                 self._opened(fd)
+        if self.digest is not None:  # a new segment for the new file
+            self._digest_call(self.digest.close, "reopen")
+            self._digest_call(self.digest.open_segment, self.target, os.fstat(fd).st_size, "reopen")
 
-    def write(self, data: Buffer | Sequence[Buffer], wait: float = -1) -> None:
+    def _digest_call(self, call: Callable, *args: Any) -> None:
+        try:
+            call(*args)
+        except DigestError as exc:
+            raise SinkError(str(exc)) from None
+
+    def write(
+        self,
+        data: Buffer | Sequence[Buffer],
+        wait: float = -1,
+        sequences: tuple[int, int] = (0, 0),
+    ) -> None:
         """Write everything (and fsync a file) or raise SinkError.  Several
         buffers go out with writev, not joined first (large events: a copy
         and a batch's worth of memory less).  Safe from several threads.
         ``wait``: how long another write may hold the output (-1: as long as
-        it takes); the event loop's own lines must not wait for a hung one."""
+        it takes); the event loop's own lines must not wait for a hung one.
+        ``sequences``: the first and last stream sequence in the lines (0: none),
+        for the digest."""
         parts = [data] if isinstance(data, Buffer) else [memoryview(p) for p in data if p]
         if not sum(len(p) for p in parts):
             return
@@ -136,7 +161,18 @@ class Sink:
             if moved:  # as SIGHUP would: the lines go where the path points
                 self.reopen_requested = True
                 self.notices.append((moved, {"path": self.target}))
-            self._append(parts)
+            start = self._append(list(parts))
+            if self.digest is not None:
+                # after the lines, before their sync: a crash in between
+                # leaves lines without a record (reported), never the reverse
+                try:
+                    self.digest.record(start, parts, sequences)
+                except DigestError as exc:
+                    try:  # not written, then: no line without its record
+                        os.ftruncate(self.fd, start)
+                    except OSError:
+                        pass
+                    raise SinkError(str(exc)) from None
             self.appended += 1
             ticket = self.appended
         finally:
@@ -148,7 +184,8 @@ class Sink:
             # not written, so their messages come back (the next write reopens)
             raise SinkError(f"{self.target} was removed or replaced while written")
 
-    def _append(self, parts: list) -> None:
+    def _append(self, parts: list) -> int:
+        """Write the parts; where they start in a regular file (else -1)."""
         if self.reopen_requested:
             self._reopen()
         size = os.fstat(self.fd).st_size if self.regular else -1
@@ -173,6 +210,7 @@ class Sink:
                 except OSError:
                     pass
             raise SinkError(f"cannot write to {self.target}: {exc.strerror}") from None
+        return size
 
     def _sync(self, ticket: int) -> None:
         with self.sync_lock:
@@ -185,13 +223,27 @@ class Sink:
                 # the data and the size that finds it; an mtime-only journal
                 # commit per batch would cost CPU and buys an auditor nothing
                 os.fdatasync(self.fd)
+                if self.digest is not None:  # its records of these writes too
+                    self._digest_call(self.digest.sync)
             except OSError as exc:
                 # The lines stay (later writes follow them): their messages
                 # are NAKed, so a failed sync may log a line twice, never lose one.
                 raise SinkError(f"cannot sync {self.target}: {exc.strerror}") from None
             self.synced = covers
 
+    def checkpoint(self) -> None:
+        """A signed digest checkpoint of what was written since the last one."""
+        if self.digest is not None:
+            with self.lock:
+                self._digest_call(self.digest.checkpoint, "interval")
+
     def close(self) -> None:
+        if self.digest is not None:
+            with self.lock:
+                try:
+                    self._digest_call(self.digest.close, "shutdown")
+                except SinkError:
+                    pass  # the service's exit says why the output failed
         if self.owns_fd and self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

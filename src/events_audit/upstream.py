@@ -28,6 +28,10 @@ from nats.js.api import StreamInfo
 from .logs import Logger
 from .metrics import Metrics
 
+# Its error lines (events-audit verify reads them back).
+REMOVED = "Events removed from the stream before they were logged"
+WENT_BACK = "The stream went back below what was already logged"
+
 
 @dataclass(frozen=True)
 class _Seen:
@@ -105,7 +109,7 @@ class UpstreamWatch:
         count = count or last - first + 1  # (fewer when only some of the range went)
         self.metrics.counters.upstream_lost += count
         self.log.error(
-            "Events removed from the stream before they were logged",
+            REMOVED,
             stream=self.stream,
             first_sequence=first,  # the range they were in
             last_sequence=last,
@@ -116,7 +120,7 @@ class UpstreamWatch:
     def _went_back(self, logged_through: int, last: int, how: str) -> None:
         self.metrics.counters.upstream_lost += 1  # one finding: the count is unknown
         self.log.error(
-            f"The stream went back below what was already logged ({how})",
+            f"{WENT_BACK} ({how})",
             stream=self.stream,
             logged_through=logged_through,
             stream_last_sequence=last,

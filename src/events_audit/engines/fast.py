@@ -162,6 +162,7 @@ class _Batch:
     structured: int
     redelivered: int
     max_sequence: int
+    min_sequence: int
     last_chances: list
     started_ns: int
     arrived: float
@@ -179,6 +180,7 @@ class _Batch:
             sum(b.structured for b in batches),
             sum(b.redelivered for b in batches),
             max(b.max_sequence for b in batches),
+            min((b.min_sequence for b in batches if b.min_sequence), default=0),
             [chance for b in batches for chance in b.last_chances],
             batches[0].started_ns,
             batches[0].arrived,
@@ -365,7 +367,7 @@ class FastEngine(Engine):
             fed = self.path.feed(data, started)
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
-        other, count, statuses = fed[0], fed[5], fed[10]
+        other, count, statuses = fed[0], fed[5], fed[11]
         self.shaper.fed(len(data), count)
         if count or statuses:
             self.last_activity = time.monotonic()
@@ -373,8 +375,8 @@ class FastEngine(Engine):
         if count:
             self._owe_less(count)
             # lines, acks, replies, subjects, count, structured, redelivered,
-            # max sequence and last chances, as feed() gives them
-            batch = _Batch(*fed[1:10], started, time.monotonic())
+            # max and min sequence and last chances, as feed() gives them
+            batch = _Batch(*fed[1:11], started, time.monotonic())
             self.pending.append(batch)
             self.pending_count += count
             self.pending_bytes += len(batch.lines)
@@ -432,7 +434,8 @@ class FastEngine(Engine):
     async def _write(self, batch: _Batch, lines: list[bytes]) -> None:
         """Write the batch's lines (given as parts: written with one writev),
         then ack; or NAK and TERM."""
-        if await self.delivery.write(lines, self._in_progress):
+        sequences = (batch.min_sequence, batch.max_sequence)
+        if await self.delivery.write(lines, self._in_progress, sequences):
             await self.nc._send_command(batch.acks)  # only now: the lines are written
             await self.nc._flush_pending()
             if self.path.debug:

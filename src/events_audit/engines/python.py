@@ -129,7 +129,9 @@ class PythonEngine(Engine):
                 await m.in_progress()
             return len(msgs)
 
-        if not await self.delivery.write(lines, in_progress):
+        numbers = [m.metadata.sequence.stream for m in msgs if m.reply]
+        sequences = (min(numbers), max(numbers)) if numbers else (0, 0)
+        if not await self.delivery.write(lines, in_progress, sequences):
             delay = self.delivery.nak_delay()
             max_deliver = self.settings.audit_max_deliver
             for m in msgs:
