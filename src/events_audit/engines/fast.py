@@ -54,10 +54,12 @@ FRAME_MARGIN = 64 << 10
 MIN_REQUEST_BYTES = 64 << 10
 # Writes of queued batches that may overlap: one appends while another's
 # fsync waits for the disk.  A second write starts only while the one in
-# flight is this large: for small writes the fsync's fixed cost dominates,
-# and what queues meanwhile is better written (and synced) as one.
+# flight is large and of long lines: with short lines the fsyncs' fixed cost
+# per message dominates (measured at 300 B: +10 % CPU per message when
+# overlapped), and what queues meanwhile is better written and synced as one.
 WRITES_IN_FLIGHT = 2
-OVERLAP_MIN_BYTES = 1 << 20
+OVERLAP_MIN_BYTES = 256 << 10
+OVERLAP_MIN_LINE = 2 << 10
 # After a message too large for the requests, they stay large this long.
 LARGE_HOLD = 10.0
 # glibc's mallopt parameters
@@ -399,19 +401,20 @@ class FastEngine(Engine):
         settled).  Up to WRITES_IN_FLIGHT writes overlap, so the next batches
         go to the page cache while the last ones' fsync waits for the disk
         (the sink's group commit); each is acked as soon as it is synced."""
-        writes: deque[tuple[asyncio.Future, int, int]] = deque()  # (write, batches, bytes)
+        writes: deque[tuple[asyncio.Future, int, bool]] = deque()  # (write, batches, overlaps)
         handed = 0  # batches at the head of self.pending given to those writes
         while True:
             if handed < len(self.pending) and (
-                not writes
-                or (len(writes) < WRITES_IN_FLIGHT and writes[-1][2] >= OVERLAP_MIN_BYTES)
+                not writes or (len(writes) < WRITES_IN_FLIGHT and writes[-1][2])
             ):
                 batches = list(self.pending)[handed:]
                 handed = len(self.pending)
                 lines = [b.lines for b in batches]
                 size = sum(len(part) for part in lines)
+                count = sum(b.count for b in batches)
+                overlaps = size >= max(OVERLAP_MIN_BYTES, OVERLAP_MIN_LINE * count)
                 write = asyncio.ensure_future(self._write(_Batch.join(batches), lines))
-                writes.append((write, len(batches), size))
+                writes.append((write, len(batches), overlaps))
                 continue
             if not writes:
                 await self.queued.wait()
