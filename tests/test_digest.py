@@ -296,3 +296,24 @@ def test_verify_refuses_a_file_that_is_not_a_digest(tmp_path) -> None:
     (tmp_path / "a.log").write_text("x\n")
     result = tool("verify", "--digest", str(tmp_path / "a.log"), str(tmp_path / "a.log"))
     assert result.returncode == 2 and "is not a digest record" in result.stderr, result.stderr
+
+
+def test_a_start_and_stop_with_nothing_written_verifies(tmp_path) -> None:
+    """A restart that writes nothing signs the open record's chain value at
+    shutdown: linked to the run before, and nothing is reported."""
+    from events_audit.digest import DigestWriter, check_digests, load_private_key
+    from events_audit.sink import Sink
+
+    assert tool("keygen", str(tmp_path / "k")).returncode == 0
+    key = load_private_key(str(tmp_path / "k.key"))
+    log, digest = tmp_path / "a.log", tmp_path / "a.digest"
+    sink = Sink(str(log), fsync=True, digest=DigestWriter(str(digest), key))
+    sink.write([b"one\n", b"two\n"], sequences=(1, 2))
+    sink.close()
+    for _ in range(2):  # two idle runs on the same files
+        Sink(str(log), fsync=True, digest=DigestWriter(str(digest), key)).close()
+    kinds = [json.loads(line)["kind"] for line in digest.read_text().splitlines()]
+    assert kinds == ["open", "write", "checkpoint"] + ["open", "checkpoint"] * 2
+    report = check_digests([str(digest)], [str(log)], str(tmp_path / "k.pub"))
+    assert report["intact"] and report["problems"] == [], report
+    assert report["segments"] == 3

@@ -275,10 +275,10 @@ class DigestWriter:
             "previous_signature": self.signature,
             "key": self.key_id,
         }
-        self.signature = base64.b64encode(self.key.sign(signed_text(record))).decode()
-        record["signature"] = self.signature
+        record["signature"] = base64.b64encode(self.key.sign(signed_text(record))).decode()
         self._append(record)
         self.sync()
+        self.signature = record["signature"]  # only once it is in the file
         self.since_checkpoint = 0
 
     def close(self, reason: str) -> None:
@@ -501,7 +501,7 @@ def check_file(path: str, segments: list[Segment], findings: Findings) -> int:
     from .records import lines_of
 
     records: list[tuple[Segment, dict, bool]] = []  # (segment, write, first of its segment)
-    for segment in sorted(segments, key=lambda s: s.writes[0]["start"]):
+    for segment in sorted((s for s in segments if s.writes), key=lambda s: s.writes[0]["start"]):
         records += [(segment, w, i == 0) for i, w in enumerate(segment.writes)]
     lines = lines_of(path)
     index, in_record, chain, running = 0, 0, b"", None
@@ -575,19 +575,18 @@ def check_file(path: str, segments: list[Segment], findings: Findings) -> int:
                     record=record["n"],
                 )
                 return checked
-            else:
-                following = next(lines, None)
-                actual = [crc] + ([zlib.crc32(following[2])] if following else [])
-                rest = [want]
-                if in_record + 1 < record["lines"]:
-                    rest.append(
-                        int.from_bytes(expected[4 * in_record + 4 : 4 * in_record + 8], "little")
-                    )
-                elif index + 1 < len(records):
-                    rest.append(
-                        int.from_bytes(base64.b64decode(records[index + 1][1]["crc"])[:4], "little")
-                    )
-                what = _classify(actual, rest)
+            following = next(lines, None)  # one line more tells a deletion from an edit
+            actual = [crc] + ([zlib.crc32(following[2])] if following else [])
+            rest = [want]
+            if in_record + 1 < record["lines"]:
+                rest.append(
+                    int.from_bytes(expected[4 * in_record + 4 : 4 * in_record + 8], "little")
+                )
+            elif index + 1 < len(records):
+                rest.append(
+                    int.from_bytes(base64.b64decode(records[index + 1][1]["crc"])[:4], "little")
+                )
+            what = _classify(actual, rest)
             findings.problem(
                 "line_differs",
                 f"line {number} (byte {offset}) differs from what the service wrote: {what}",
@@ -633,7 +632,9 @@ def check_signatures(ordered: list[Segment], key: Any, findings: Findings) -> di
     signing the chain value of the record it names; the last one back."""
     from cryptography.exceptions import InvalidSignature
 
-    chains = {w["n"]: (w["chain"], w["end"]) for s in ordered for w in s.writes}
+    # what a checkpoint may sign: a record's chain value and the log's end there
+    signable = {w["chain"]: w["end"] for s in ordered for w in s.writes}
+    signable.update({s.open["chain"]: s.open["log_size"] for s in ordered})
     previous: str | None = None
     last = None
     wanted_id = key_id(key)
@@ -663,10 +664,7 @@ def check_signatures(ordered: list[Segment], key: Any, findings: Findings) -> di
                     f"{where} does not name the signature before it: a checkpoint was removed",
                     digest=segment.digest,
                 )
-            named = chains.get(checkpoint["n"])
-            if checkpoint["n"] and (
-                named is None or named != (checkpoint["chain"], checkpoint["end"])
-            ):
+            if signable.get(checkpoint["chain"]) != checkpoint["end"]:
                 findings.problem(
                     "checkpoint_mismatch",
                     f"{where} signs record {checkpoint['n']} as the digest does not hold it",

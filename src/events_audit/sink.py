@@ -128,9 +128,11 @@ class Sink:
                 os.close(self.fd)
                 self.fd = fd
                 self._opened(fd)
-        if self.digest is not None:  # a new segment for the new file
-            self._digest_call(self.digest.close, "reopen")
-            self._digest_call(self.digest.open_segment, self.target, os.fstat(fd).st_size, "reopen")
+            if self.digest is not None:  # a new segment for the new file (no sync meanwhile)
+                self._digest_call(self.digest.close, "reopen")
+                self._digest_call(
+                    self.digest.open_segment, self.target, os.fstat(fd).st_size, "reopen"
+                )
 
     def _digest_call(self, call: Callable, *args: Any) -> None:
         try:
