@@ -439,8 +439,18 @@ def chain_order(segments: list[Segment], findings: Findings) -> list[Segment]:
     # a chain may start after files that are gone: those heads name an unknown previous
     known_ends = {s.last_chain for s in segments}
     heads += [s for s in segments if s.open["previous"] not in known_ends and s not in heads]
+    begun: set[str] = set()  # log names with a chain that starts from nothing
     for head in heads:
-        if head.open["previous"] != GENESIS.hex():
+        if head.open["previous"] == GENESIS.hex():
+            if head.open["log"] in begun:
+                findings.problem(
+                    "chain_restarted",
+                    f"the chain starts anew at {head.describe()}: the digest written before it "
+                    "was removed or lost (the service found no digest to continue)",
+                    digest=head.digest,
+                )
+            begun.add(head.open["log"])
+        else:
             findings.problem(
                 "chain_break",
                 f"the chain breaks before {head.describe()}: the digest of an earlier log file "
@@ -453,6 +463,13 @@ def chain_order(segments: list[Segment], findings: Findings) -> list[Segment]:
             placed.add(id(segment))
             following = by_previous.get(segment.last_chain, [])
             segment = following[0] if following else None
+    for segment in segments:
+        if id(segment) not in placed:  # a second continuation of one chain value
+            findings.problem(
+                "chain_fork",
+                f"{segment.describe()} continues a chain that another segment continues too",
+                digest=segment.digest,
+            )
     return ordered
 
 
