@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import ConfigError, Settings, parse_duration
-from .formatting import LAYOUT_COLOR, LAYOUT_JSON, LAYOUT_TEXT, format_batch
+from .formatting import format_batch
 from .sink import Sink, SinkError
 
 # One write (and fsync) per this many messages or bytes, or this often.
@@ -234,13 +234,8 @@ def main(argv: list[str]) -> int:
         sink.close()
 
 
-def _layout(settings: Settings, sink: Sink) -> int:
-    if settings.log_format == "json":
-        return LAYOUT_JSON
-    return LAYOUT_COLOR if sink.is_terminal else LAYOUT_TEXT
-
-
 async def _replay(settings: Settings, sink: Sink, windows: list[Window]) -> int:
+    from .cli import layout_for
     from .stream_window import WindowError, connect
 
     progress = None
@@ -249,7 +244,7 @@ async def _replay(settings: Settings, sink: Sink, windows: list[Window]) -> int:
 
         total = sum(w.wanted() for w in windows) or None
         progress = tqdm(total=total, unit="ev", desc="replay", file=sys.stderr, leave=False)
-    replay = Replay(settings, sink, _layout(settings, sink), progress)
+    replay = Replay(settings, sink, layout_for(settings, sink), progress)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, replay.stop.set)
     try:

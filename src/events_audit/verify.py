@@ -352,7 +352,9 @@ def _ranges_text(gaps: Iterable[dict]) -> list[str]:
     return out
 
 
-def human_summary(report: dict, shown: int = 20) -> str:
+def human_summary(report: dict, shown: int = 20, digest_text: str = "") -> str:
+    """The report for a person; ``digest_text`` (the digest's check) goes
+    before the verdict."""
     lines = [f"Read {len(report['files'])} file(s): {report['events']:,} event lines"]
     if not report["streams"]:
         lines.append("No event line with a stream sequence found.")
@@ -403,6 +405,8 @@ def human_summary(report: dict, shown: int = 20) -> str:
         )
     for cut in report["cut_short"]:
         lines.append(f"{cut['file']}: line {cut['line']} is cut short (no newline)")
+    if digest_text:
+        lines.append(digest_text.rstrip("\n"))
     lines.append("COMPLETE: every event is logged" if report["complete"] else "INCOMPLETE")
     return "\n".join(lines) + "\n"
 
@@ -589,13 +593,12 @@ def main(argv: list[str]) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(report, indent=1, default=str) + "\n")
     else:
-        text = human_summary(report)
+        digest_text = ""
         if args.digest:
             from .digest import digest_summary
 
-            text = text.rsplit("\n", 2)[0] + "\n" + digest_summary(report["digest"])
-            text += "COMPLETE: every event is logged\n" if report["complete"] else "INCOMPLETE\n"
-        sys.stdout.write(text)
+            digest_text = digest_summary(report["digest"])
+        sys.stdout.write(human_summary(report, digest_text=digest_text))
     return EXIT_COMPLETE if report["complete"] else EXIT_MISSING
 
 
