@@ -201,29 +201,48 @@ def lines_exactly_once(log: Path, n: int) -> bool:
     return count == n
 
 
-def run_one(server: Server, engine: str, fmt: str, n: int, batch: int, size: int, nbytes: int):
-    durable = f"bench-{engine}-{fmt}"
-    log = server.dir / f"{durable}.log"
+def start_service(url: str, log: Path, *extra: str) -> subprocess.Popen:
+    """``python -m events_audit`` on the stream, at info level, into ``log``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_LISTNER_")}
     args = [
         sys.executable,
         "-m",
         "events_audit",
         "--audit=nats",
-        f"--audit-nats-addr={server.url}",
+        f"--audit-nats-addr={url}",
         "--audit-topic=events.>",
+        "--log-level=info",
+        f"--log-output={log}",
+        "--health-addr=",
+        *extra,
+    ]
+    return subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+
+
+def run_one(
+    server: Server,
+    engine: str,
+    fmt: str,
+    n: int,
+    batch: int,
+    size: int,
+    nbytes: int,
+    ha: str = "none",
+):
+    durable = f"bench-{engine}-{fmt}" + ("" if ha == "none" else f"-{ha}")
+    log = server.dir / f"{durable}.log"
+    watcher = Watcher(server.url)
+    started = time.monotonic()
+    proc = start_service(
+        server.url,
+        log,
         f"--audit-durable-name={durable}",
         f"--audit-consumer-name={durable}",
         f"--audit-pull-max-messages={batch}",
-        "--log-level=info",
         f"--log-format={fmt}",
-        f"--log-output={log}",
-        "--health-addr=",
         f"--audit-engine={engine}",
-    ]
-    watcher = Watcher(server.url)
-    started = time.monotonic()
-    proc = subprocess.Popen(args, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        f"--audit-ha={ha}",
+    )
     first = cpu_first = None
     try:
         while True:
@@ -247,6 +266,7 @@ def run_one(server: Server, engine: str, fmt: str, n: int, batch: int, size: int
     result = {
         "engine": engine,
         "format": fmt,
+        "ha": ha,
         "size": size,
         "n": n,
         "seconds": seconds,
@@ -270,14 +290,23 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--engines", default="fast,python")
     parser.add_argument("--formats", default="json,text")
+    parser.add_argument(
+        "--ha", default="none", help="--audit-ha values to compare, e.g. none,pinned (fast only)"
+    )
     parser.add_argument("--json-out", help="append every run as a JSON line")
     args = parser.parse_args()
     try:
         sizes = [parse_size(s) for s in args.sizes.split(",")] if args.sizes else [0]
     except ValueError:
         parser.error(f"--sizes: not a list of sizes: {args.sizes!r}")
-    candidates = [(e, f) for e in args.engines.split(",") for f in args.formats.split(",")]
-    results: dict[tuple[int, str, str], list[dict]] = {}
+    candidates = [
+        (e, f, h)
+        for e in args.engines.split(",")
+        for f in args.formats.split(",")
+        for h in args.ha.split(",")
+        if not (h == "pinned" and e == "python")  # (the python engine refuses it)
+    ]
+    results: dict[tuple[int, str, str, str], list[dict]] = {}
     for size in sizes:
         n = max(100, int(args.mb * 1e6 / size)) if size else args.n
         data = payloads(n, size)
@@ -287,9 +316,9 @@ def main() -> int:
             try:
                 asyncio.run(preload(server.url, data))
                 turn = round_no % len(candidates)  # who goes first moves on each round
-                for engine, fmt in candidates[turn:] + candidates[:turn]:
-                    result = run_one(server, engine, fmt, n, args.batch, size, nbytes)
-                    results.setdefault((size, engine, fmt), []).append(result)
+                for engine, fmt, ha in candidates[turn:] + candidates[:turn]:
+                    result = run_one(server, engine, fmt, n, args.batch, size, nbytes, ha)
+                    results.setdefault((size, engine, fmt, ha), []).append(result)
                     print(json.dumps({"round": round_no, **result}), flush=True)
                     if args.json_out:
                         with open(args.json_out, "a") as out:
@@ -297,12 +326,12 @@ def main() -> int:
             finally:
                 server.close()
     print(
-        f"\n{'size':>7} {'engine':8} {'format':6} {'N':>7} {'msgs/s':>9} {'steady/s':>9} "
+        f"\n{'size':>7} {'engine':8} {'format':6} {'ha':6} {'N':>7} {'msgs/s':>9} {'steady/s':>9} "
         f"{'MB/s':>6} {'us/msg':>8} {'rss MB':>6} lines_ok   (medians of {args.rounds} rounds, "
         f"batch {args.batch})"
     )
     ok = True
-    for (size, engine, fmt), runs in results.items():
+    for (size, engine, fmt, ha), runs in results.items():
         med = {
             k: statistics.median(r[k] for r in runs)
             for k in (
@@ -316,7 +345,8 @@ def main() -> int:
         lines_ok = all(r["lines_ok"] for r in runs)
         ok &= lines_ok
         print(
-            f"{size or '~300':>7} {engine:8} {fmt:6} {runs[0]['n']:7d} {med['msgs_per_s']:9.0f} "
+            f"{size or '~300':>7} {engine:8} {fmt:6} {ha:6} {runs[0]['n']:7d} "
+            f"{med['msgs_per_s']:9.0f} "
             f"{med['steady_msgs_per_s']:9.0f} {med['steady_mb_per_s']:6.1f} "
             f"{med['cpu_us_per_msg']:8.2f} {med['peak_rss_mb']:6.1f} {lines_ok}"
         )

@@ -12,7 +12,7 @@ for nats-py.  No Python object is made per message.
 include "_core.pxi"
 include "core/line_checksums.pxi"
 
-from libc.string cimport memchr, memmove
+from libc.string cimport memchr, memcpy, memmove
 
 __all__ = [
     "DataPath",
@@ -95,33 +95,50 @@ cdef Py_ssize_t frame_length(const uint8_t *s, Py_ssize_t pos, Py_ssize_t eol) n
     return 0 if size < 0 else eol + 2 + size + 2 - pos
 
 
-cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
-                           Py_ssize_t key_len) noexcept:
-    """The value of a header line `key: N` in a header block, or 0."""
-    cdef Py_ssize_t line = 0, eol, j, start
-    cdef int64_t value = 0
+cdef Py_ssize_t header_value(const uint8_t *s, Py_ssize_t n, const char *key,
+                             Py_ssize_t key_len, bint last,
+                             Py_ssize_t *value_start) noexcept:
+    """The length of the value of the first (or last) header line
+    `key: value` in a header block, spaces trimmed, its start in
+    value_start; -1 when there is none."""
+    cdef Py_ssize_t line = 0, eol, start, end, found = -1
     while line < n:
         eol = find_crlf(s, line, n)
         if eol < 0:
             eol = n
         if (eol - line > key_len and memcmp(s + line, key, key_len) == 0
                 and s[line + key_len] == b':'):
-            j = line + key_len + 1
-            while j < eol and s[j] == b' ':
-                j += 1
-            if j == eol:
-                return 0
-            start = j
-            while j < eol and 0x30 <= s[j] <= 0x39:
-                value = value * 10 + (s[j] - 48)
-                j += 1
-            if j - start > 18:
-                return 0
-            while j < eol and s[j] == b' ':
-                j += 1
-            return value if j == eol else 0
+            start = line + key_len + 1
+            end = eol
+            while start < end and s[start] == b' ':
+                start += 1
+            while end > start and s[end - 1] == b' ':
+                end -= 1
+            value_start[0] = start
+            found = end - start
+            if not last:
+                return found
         line = eol + 2
-    return 0
+    return found
+
+
+cdef int64_t header_number(const uint8_t *s, Py_ssize_t n, const char *key,
+                           Py_ssize_t key_len) noexcept:
+    """The value of the first header line `key: N` in a header block, or 0."""
+    cdef Py_ssize_t start = 0, j
+    cdef Py_ssize_t length = header_value(s, n, key, key_len, False, &start)
+    cdef int64_t value = 0
+    if length <= 0 or length > 18:
+        return 0
+    for j in range(start, start + length):
+        if not 0x30 <= s[j] <= 0x39:
+            return 0
+        value = value * 10 + (s[j] - 48)
+    return value
+
+
+cdef enum:
+    PIN_ID_MAX = 64  # a pin id is a 22-character NUID
 
 
 cdef struct Counts:  # of one feed
@@ -147,6 +164,8 @@ cdef class DataPath:
     cdef Writer acks
     cdef Writer replies    # each followed by '\n'
     cdef Writer subjects   # each followed by '\n' (debug only)
+    cdef char pin[PIN_ID_MAX]  # the last Nats-Pin-Id of the data messages fed
+    cdef Py_ssize_t pin_len
 
     def __cinit__(self, Py_ssize_t sid, int layout, bint events=True, bint debug=False,
                   long max_deliver=-1):
@@ -176,6 +195,12 @@ cdef class DataPath:
     def sid(self):
         return self.sid
 
+    @property
+    def pin_id(self):
+        """The last Nats-Pin-Id header among the data messages of the last feed
+        (b"" if it had none): the server's pin with --audit-ha=pinned."""
+        return PyBytes_FromStringAndSize(self.pin, self.pin_len)
+
     def reset(self):
         """Forget a partial frame: the connection it came on is gone."""
         self.tail.len = 0
@@ -198,6 +223,7 @@ cdef class DataPath:
         cdef list last_chances = []
 
         memset(&counts, 0, sizeof(Counts))
+        self.pin_len = 0
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             s = <const uint8_t *>view.buf
@@ -248,7 +274,8 @@ cdef class DataPath:
     cdef Py_ssize_t _frames(self, const uint8_t *s, Py_ssize_t pos, Py_ssize_t n,
                             Counts *counts, list statuses, list last_chances) except -1:
         """Take the whole frames of s[pos:n]; where the first unfinished one starts."""
-        cdef Py_ssize_t eol, end, body, size, header_size, header_end
+        cdef Py_ssize_t eol, end, body, size, header_size, header_end, pin_len
+        cdef Py_ssize_t pin_start = 0
         cdef Span args[5]
         cdef int count, is_hmsg, has_reply
         cdef AckMeta meta
@@ -290,6 +317,11 @@ cdef class DataPath:
                         raise ProtocolViolation("a status header without CRLF")
                     statuses.append(status_of(s + body, header_end - body, header_size))
                     continue
+                pin_len = header_value(s + body, header_size, b"Nats-Pin-Id", 11, True,
+                                       &pin_start)
+                if 0 <= pin_len <= PIN_ID_MAX:
+                    memcpy(self.pin, s + body + pin_start, pin_len)
+                    self.pin_len = pin_len
                 body += header_size
                 size -= header_size
             w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start

@@ -129,7 +129,7 @@ def test_nats_server_has_jetstream_and_a_volume(compose: dict) -> None:
     image, _, tag = nats["image"].partition(":")
     assert image == "nats"
     major, minor = (int(x) for x in re.match(r"(\d+)\.(\d+)", tag).groups())
-    assert (major, minor) >= (2, 10)
+    assert (major, minor) >= (2, 11), "priority groups (--audit-ha=pinned) need 2.11"
 
 
 def test_nats_url_points_at_the_nats_service(compose: dict) -> None:
@@ -140,3 +140,25 @@ def test_nats_url_points_at_the_nats_service(compose: dict) -> None:
         assert parts.scheme in ("nats", "tls")
         assert parts.hostname == NATS
         assert (parts.port or 4222) == client_port
+
+
+def test_the_pinned_variant(compose: dict) -> None:
+    """Two instances with --audit-ha=pinned behind a profile, on one durable of
+    their own (the default service's consumer has no priority group)."""
+    services = compose["services"]
+    pinned = {name: s for name, s in services.items() if "pinned" in s.get("profiles", [])}
+    assert len(pinned) == 2
+    plain = resolve({}, environ=_environment(services[SERVICE]))
+    durables, host_ports = set(), set()
+    for name, service in pinned.items():
+        settings = resolve({}, environ=_environment(service))
+        assert settings.audit_ha == "pinned", name
+        assert settings.audit_engine in ("auto", "fast")
+        durables.add(settings.audit_durable_name)
+        assert settings.audit_stream_name == plain.audit_stream_name
+        host_ports |= {host for host, _ in _published(service)}
+        assert _healthcheck_text(service) == _healthcheck_text(services[SERVICE])
+        assert service["depends_on"][NATS]["condition"] == "service_healthy"
+        assert service.get("stop_grace_period"), "SIGTERM: the last batch, then the unpin"
+    assert len(durables) == 1 and plain.audit_durable_name not in durables
+    assert len(host_ports) == 2 and not host_ports & {h for h, _ in _published(services[SERVICE])}

@@ -57,12 +57,17 @@ STATUS_408 = hmsg(
 HEARTBEAT = hmsg(b"_INBOX.x", SID, b"", b"NATS/1.0 100 Idle Heartbeat\r\n\r\n", b"")
 
 
+pins: list[bytes] = []  # the pin id after each feed of the last run()
+
+
 def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1):
     """Feed the chunks; everything the data path gave back, joined."""
     path = module.DataPath(SID, layout, events, debug, max_deliver)
     results = []
+    pins.clear()
     for chunk in chunks:
         r = path.feed(chunk, NOW)
+        pins.append(path.pin_id)
         lines = r[1] + module.processed_lines(layout, r[4], r[3], "12.5µs", NOW + 5000)
         results.append((r[0], lines, r[2], r[3], r[5:10], r[10], r[11]))
     other = b"".join(r[0] for r in results)
@@ -142,6 +147,14 @@ frames = st.one_of(
         payloads,
         st.integers(1, 100),
     ),
+    st.builds(
+        lambda p, s, pin: hmsg(
+            b"events.p", SID, reply(s), b"NATS/1.0\r\nNats-Pin-Id: %s\r\n\r\n" % pin, p
+        ),
+        payloads,
+        st.integers(1, 100),
+        st.sampled_from([b"pinA", b"pinB", b" spaced ", b"x" * 64, b"x" * 65]),
+    ),
     st.sampled_from(
         [
             STATUS_408,
@@ -168,8 +181,10 @@ def test_twins_agree_on_any_chunking(stream, cuts, layout, events, debug) -> Non
     points = sorted({min(c, len(stream)) for c in cuts})
     chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
     got = run(compiled, chunks, layout, events, debug, max_deliver=2)
+    got_pins = list(pins)
     want = run(pure, chunks, layout, events, debug, max_deliver=2)
     assert got == want
+    assert got_pins == pins
     if not debug:  # nothing is lost or duplicated however the stream is cut
         assert got == run(pure, [stream], layout, events, max_deliver=2)
 
@@ -236,3 +251,22 @@ def test_line_checksums_twins_agree_with_zlib(lines, cut_last) -> None:
     for module in (pure, compiled):
         assert module.line_checksums(data) == b"".join(expected)
         assert module.line_checksums(memoryview(data)) == b"".join(expected)
+
+
+def test_the_pin_id_is_the_last_one_of_the_feed() -> None:
+    """--audit-ha=pinned: the server appends its Nats-Pin-Id after any the
+    publisher set; the last pinned message of a feed counts, statuses do not."""
+    own = b"NATS/1.0\r\nNats-Pin-Id: fake\r\nX: y\r\nNats-Pin-Id: HomOjDbOEBBBXCkGf8yU6u\r\n\r\n"
+    later = b"NATS/1.0\r\nNats-Pin-Id: second\r\n\r\n"
+    for module in (compiled, pure):
+        path = module.DataPath(SID, 0)
+        path.feed(hmsg(b"events.x", SID, reply(1), own, b"{}") + STATUS_408, NOW)
+        assert path.pin_id == b"HomOjDbOEBBBXCkGf8yU6u"
+        path.feed(
+            hmsg(b"events.x", SID, reply(2), own, b"{}")
+            + hmsg(b"events.x", SID, reply(3), later, b"{}"),
+            NOW,
+        )
+        assert path.pin_id == b"second"
+        path.feed(msg(b"events.x", SID, reply(4), b"{}") + HEARTBEAT, NOW)
+        assert path.pin_id == b""

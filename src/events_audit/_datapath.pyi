@@ -45,6 +45,9 @@ class DataPath:
     def sid(self) -> int: ...
     @property
     def debug(self) -> bool: ...
+    @property
+    def pin_id(self) -> bytes:
+        """The last Nats-Pin-Id header among the data messages of the last feed."""
     # Cython's __cinit__: the arguments go to __new__ (the runtime __init__ is object's).
     def __new__(
         cls,

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 EXCERPT_BYTES = 256
+PIN_ID_MAX = 64  # a pin id is a 22-character NUID
 _ARGS = re.compile(rb"[^ \t]+")
 
 
@@ -63,6 +64,15 @@ def _header_number(headers: bytes, key: bytes) -> int:
                 return 0
             return int(digits)
     return 0
+
+
+def _header_value(headers: bytes, key: bytes) -> bytes | None:
+    """The value of the last `key: value` header line, or None."""
+    found = None
+    for line in headers.split(b"\r\n"):
+        if line.startswith(key + b":"):
+            found = line[len(key) + 1 :].strip(b" ")
+    return found
 
 
 def _status(headers: bytes, first_line_end: int) -> tuple[int, str, int, int]:
@@ -93,6 +103,9 @@ class DataPath:
         self.debug = debug and events  # the original's per-message debug lines
         self.max_deliver = max_deliver
         self._tail = b""
+        # The last Nats-Pin-Id header among the data messages of the last feed
+        # (b"" if it had none): the server's pin with --audit-ha=pinned.
+        self.pin_id = b""
 
     def reset(self) -> None:
         """Forget a partial frame: the connection it came on is gone."""
@@ -101,6 +114,7 @@ class DataPath:
     def feed(self, data: bytes, now_ns: int) -> tuple:
         """One chunk: (other frames, lines, acks, replies, subjects, messages,
         structured, redelivered, max and min sequence, last chances, statuses)."""
+        self.pin_id = b""
         buf = self._tail + bytes(data)
         log_time = local_log_time(now_ns)
         other: list[bytes] = []
@@ -152,6 +166,9 @@ class DataPath:
                         raise ProtocolViolation("a status header without CRLF")
                     statuses.append(_status(headers, line_end))
                     continue
+                pin = _header_value(headers, b"Nats-Pin-Id")
+                if pin is not None and len(pin) <= PIN_ID_MAX:
+                    self.pin_id = pin
                 body = body[header_size:]
             replies.append(reply)
             acks.append(b"PUB " + reply + b" 0\r\n\r\n")

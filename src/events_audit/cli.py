@@ -129,6 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--audit=nats needs --audit-nats-addr "
                 "(env AUDIT_LISTNER_AUDIT_NATS_ADDR), e.g. nats://127.0.0.1:4222"
             )
+        if settings.audit_ha == "pinned" and settings.audit_engine == "python":
+            raise ConfigError(
+                "--audit-ha=pinned needs the fast engine: the python engine pulls through "
+                "nats-py's fetch, which has no priority groups; use --audit-engine=auto or fast"
+            )
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

@@ -178,6 +178,20 @@ def _max_deliver(text: str) -> int:
     return value
 
 
+def _priority_group(text: str) -> str:
+    # nats-server's rule for priority group names
+    if not re.fullmatch(r"[A-Za-z0-9/_=-]{1,16}", text):
+        raise ValueError(f"{text!r} is not a priority group name (1 to 16 of A-Z a-z 0-9 - _ / =)")
+    return text
+
+
+def _ha_timeout(text: str) -> float:
+    value = parse_duration(text)
+    if value < 1.0:
+        raise ValueError(f"{text!r} is too short (at least 1s: pulls expire in half of it)")
+    return value
+
+
 def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     def checked(text: str) -> Any:
         value = parse(text)
@@ -436,6 +450,31 @@ OPTIONS: tuple[Option, ...] = (
         "sign a digest checkpoint this often (and at every reopen and shutdown)",
         "duration",
     ),
+    _opt(
+        "audit-ha",
+        "none",
+        _choice("none", "pinned"),
+        "High availability",
+        "none: every instance consumes (one alone, or several sharing the durable); "
+        "pinned: one active instance writes the stream in order, the others stand by "
+        "(priority groups, nats-server >= 2.11, fast engine)",
+    ),
+    _opt(
+        "audit-ha-group",
+        "audit",
+        _priority_group,
+        "High availability",
+        "with --audit-ha=pinned: the consumer's priority group",
+    ),
+    _opt(
+        "audit-ha-timeout",
+        10.0,
+        _ha_timeout,
+        "High availability",
+        "with --audit-ha=pinned: the consumer's priority_timeout; an active instance that "
+        "pulls nothing this long (killed, frozen) loses the pin to a standby",
+        "duration",
+    ),
 )
 
 OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
@@ -480,6 +519,9 @@ class Settings:
     audit_digest: str
     audit_digest_key: str
     audit_digest_interval: float
+    audit_ha: str
+    audit_ha_group: str
+    audit_ha_timeout: float
     # where each explicitly given setting came from, for messages
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

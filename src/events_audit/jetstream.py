@@ -11,12 +11,15 @@ something else draws a warning.
 from __future__ import annotations
 
 import asyncio
+import copy
+import json
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
     DiscardPolicy,
     ReplayPolicy,
@@ -26,7 +29,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
-from . import stream_limits
+from . import ha, stream_limits
 from .config import Settings
 from .logs import Logger
 
@@ -46,6 +49,11 @@ class Binding:
     max_request_expires: float = 0.0
     max_request_max_bytes: int = 0
     server_max_deliver: int = -1  # the consumer's own max_deliver (-1: never gives up)
+    # --audit-ha=pinned: the priority group pulled with ("" without), the
+    # consumer's priority_timeout (s) and the pin it had when bound
+    priority_group: str = ""
+    priority_timeout: float = 0.0
+    pinned_at_start: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,6 +204,36 @@ def consumer_config(settings: Settings, name: str) -> ConsumerConfig:
     )
 
 
+# nats-py's ConsumerInfo drops the fields it does not know (the priority
+# groups among them): these two requests keep the raw answer as well.
+async def consumer_info(js: JetStreamContext, stream: str, name: str) -> tuple[ConsumerInfo, dict]:
+    prefix = getattr(js, "_prefix", "$JS.API")
+    raw = await js._api_request(f"{prefix}.CONSUMER.INFO.{stream}.{name}", b"", timeout=js._timeout)
+    return ConsumerInfo.from_response(copy.deepcopy(raw)), raw
+
+
+async def create_consumer(
+    js: JetStreamContext, stream: str, config: ConsumerConfig, extra: dict
+) -> tuple[ConsumerInfo, dict]:
+    """Create (never update: "action" create) with fields nats-py lacks."""
+    prefix = getattr(js, "_prefix", "$JS.API")
+    request = {
+        "stream_name": stream,
+        "config": {**config.as_dict(), **extra},
+        "action": "create",
+    }
+    subject = f"{prefix}.CONSUMER.CREATE.{stream}.{config.name}"
+    if config.filter_subject and config.filter_subject != ">":
+        subject += f".{config.filter_subject}"
+    raw = await js._api_request(subject, json.dumps(request).encode(), timeout=js._timeout)
+    return ConsumerInfo.from_response(copy.deepcopy(raw)), raw
+
+
+def _pinned_id(raw: dict) -> str:
+    groups = raw.get("priority_groups") or []
+    return str(groups[0].get("pinned_client_id") or "") if groups else ""
+
+
 async def ensure_consumer(
     js: JetStreamContext, settings: Settings, log: Logger, resume: Resume | None = None
 ) -> Binding:
@@ -208,15 +246,18 @@ async def ensure_consumer(
     """
     stream = settings.audit_stream_name
     name = consumer_name(settings, log)
+    raw: dict = {}
     try:
-        info = await js.consumer_info(stream, name)
+        info, raw = await consumer_info(js, stream, name)
     except NotFoundError:
         info = None
     if info is not None and info.config.deliver_subject:
         log.info("Deleting existing push consumer", stream=stream, durable=name)
         await js.delete_consumer(stream, name)
-        info = None
+        info, raw = None, {}
     if info is not None:
+        # before anything else is said of it: one that does not fit is refused
+        priority = ha.check_consumer(raw.get("config") or {}, settings, stream, name, log)
         log.info("Using existing JetStream consumer", stream=stream, consumer=name, durable=name)
         server_gives_up = info.config.max_deliver or -1
         if server_gives_up > 0:
@@ -239,7 +280,13 @@ async def ensure_consumer(
         ):
             config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
             config.opt_start_seq = resume.acked_through + 1
-        info = await js.add_consumer(stream, config)
+        fields = ha.consumer_fields(settings)
+        if fields:
+            info, raw = await create_consumer(js, stream, config, fields)
+        else:
+            info = await js.add_consumer(stream, config)
+        # (a server older than 2.11 drops the priority fields: that is refused)
+        priority = ha.check_consumer(raw.get("config") or {}, settings, stream, name, log)
         log.info(
             "Created JetStream consumer",
             consumer=name,
@@ -247,6 +294,7 @@ async def ensure_consumer(
             stream=stream,
             start_sequence=config.opt_start_seq or 1,
         )
+    group, timeout = priority
     have = info.config
     return Binding(
         stream=stream,
@@ -258,4 +306,7 @@ async def ensure_consumer(
         max_request_expires=getattr(have, "max_request_expires", None) or 0.0,
         max_request_max_bytes=getattr(have, "max_request_max_bytes", None) or 0,
         server_max_deliver=have.max_deliver or -1,
+        priority_group=group,
+        priority_timeout=timeout,
+        pinned_at_start=_pinned_id(raw),
     )

@@ -88,6 +88,10 @@ class Metrics:
         self.num_pending: int | None = None  # consumer lag, from consumer info
         self.num_ack_pending: int | None = None
         self.last_pull = 0.0  # monotonic time of the last completed pull cycle
+        # --audit-ha=pinned: "active" while this instance holds the pin, else
+        # "standby"; without it every instance consumes ("active")
+        self.role = "active"
+        self.ha_failovers = 0  # times this instance became the active one
         self.pull_timeout = 5.0
         self.registry = None  # made at the first scrape
         self.batch_size = Buckets(
@@ -161,6 +165,16 @@ class Metrics:
                 value=self.num_ack_pending,
             )
         yield GaugeMetricFamily(
+            PREFIX + "ha_active",
+            "1 while this instance consumes (with --audit-ha=pinned: holds the pin)",
+            value=int(self.role == "active"),
+        )
+        yield CounterMetricFamily(
+            PREFIX + "ha_failovers",
+            "Times this instance became the active one (--audit-ha=pinned)",
+            value=self.ha_failovers,
+        )
+        yield GaugeMetricFamily(
             PREFIX + "connected", "1 when connected to NATS", value=int(self.connected)
         )
         yield GaugeMetricFamily(
@@ -194,6 +208,7 @@ class Metrics:
         events = c.structured + c.raw
         before = previous.structured + previous.raw
         result = {
+            "stats_role": self.role,
             "stats_interval_s": round(seconds, 3),
             "stats_events": events,
             "stats_events_per_s": round((events - before) / seconds, 1) if seconds else 0.0,

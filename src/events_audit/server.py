@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nats
 import nats.errors
 
-from . import advisories, jetstream, upstream
+from . import advisories, ha, jetstream, upstream
 from .config import ConfigError, Settings, format_duration
 from .delivery import EXIT_OUTPUT_HUNG
 from .engines import fast
@@ -42,7 +42,9 @@ def _async(function):
 
 def _ready(metrics: Metrics) -> tuple[int, str, bytes]:
     ok, reason = metrics.readiness()
-    body = json.dumps({"Status": "OK" if ok else "Unavailable", "reason": reason}).encode()
+    body = json.dumps(
+        {"Status": "OK" if ok else "Unavailable", "reason": reason, "role": metrics.role}
+    ).encode()
     return (200 if ok else 503), "application/json", body + b"\n"
 
 
@@ -139,6 +141,10 @@ def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
     if wanted == "python":
         return PythonEngine
     if not fast.supported(nc):
+        if settings.audit_ha == "pinned":
+            raise ConfigError(
+                "--audit-ha=pinned needs the fast engine, and the installed nats-py cannot host it"
+            )
         if wanted == "fast":
             raise jetstream.SetupError(
                 "--audit-engine=fast needs nats-py internals this "
@@ -275,6 +281,8 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     code = 0
     try:
         js = nc.jetstream()
+        if settings.audit_ha == "pinned":
+            ha.warn_if_old_server(nc, log)
         limits_applied = await jetstream.ensure_stream(js, settings, log)
         binding = await jetstream.ensure_consumer(js, settings, log)
         if not limits_applied:
@@ -301,9 +309,27 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
                 error=str(exc) or type(exc).__name__,
             )
         background.append(asyncio.ensure_future(watch.run(UPSTREAM_CHECK)))
-        engine = choose_engine(settings, nc, log)(
-            nc, js, binding, settings, log, sink, metrics, set_up
-        )
+        engine_class = choose_engine(settings, nc, log)
+        role = None
+        if binding.priority_group:
+            role = ha.Role(
+                nc,
+                binding.stream,
+                binding.durable,
+                binding.priority_group,
+                log,
+                metrics,
+                getattr(js, "_prefix", "$JS.API"),
+            )
+            try:
+                await role.watch()
+            except Exception as exc:  # (a permission): the pulls still tell the role
+                log.warning(
+                    "Cannot follow the consumer's PINNED advisories",
+                    error=str(exc) or type(exc).__name__,
+                )
+            role.pinned_at_start(binding.pinned_at_start)
+        engine = engine_class(nc, js, binding, settings, log, sink, metrics, set_up, role)
         metrics.engine = engine.name
         metrics.consumer_bound = True
         metrics.pulled()
@@ -341,6 +367,9 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
                 log_shutdown_timeout=format_duration(settings.log_shutdown_timeout),
             )
             code = EXIT_OUTPUT_HUNG
+    except (ha.ConsumerRefused, ConfigError) as exc:
+        log.error("Cannot run as configured", error=str(exc))
+        code = 2
     except (jetstream.SetupError, nats.errors.Error) as exc:
         log.error("JetStream set-up failed", error=str(exc) or type(exc).__name__)
         code = 1

@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 
 from ..config import Settings
 from ..delivery import Delivery
+from ..ha import Role
 from ..jetstream import Binding, Resume
 from ..logs import Logger
 from ..metrics import Metrics
@@ -33,6 +34,7 @@ class Engine:
         sink: Sink,
         metrics: Metrics,
         set_up: SetUp | None = None,
+        role: Role | None = None,
     ) -> None:
         self.nc = nc
         self.js = js
@@ -43,6 +45,7 @@ class Engine:
         self.metrics = metrics
         self.delivery = Delivery(sink, log, settings, metrics)
         self.set_up = set_up
+        self.role = role  # --audit-ha=pinned: active or standby
         self.acked_through = 0  # the highest stream sequence acked
 
     async def set_up_again(self) -> None:

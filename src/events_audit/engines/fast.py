@@ -64,6 +64,8 @@ OVERLAP_MIN_LINE = 2 << 10
 LARGE_HOLD = 10.0
 # glibc's mallopt parameters
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+# Pull requests a standby (--audit-ha=pinned) keeps at the server.
+STANDBY_REQUESTS = 1
 # A request ended by its byte limit, not refused.
 ENDED_BY_BYTES = ("Message Size Exceeds MaxBytes", "Batch Completed")
 
@@ -225,6 +227,10 @@ class FastEngine(Engine):
         # within the consumer's own limits on pull requests, if it has any
         self.batch = min(settings.audit_pull_max_messages, binding.max_request_batch or 1 << 30)
         self.expires = min(settings.audit_pull_timeout, binding.max_request_expires or 1e9)
+        if binding.priority_group:
+            # ADR-42: a pull lives at most half the priority timeout, so the
+            # active instance re-pulls (and keeps its pin) while idle too
+            self.expires = min(self.expires, binding.priority_timeout / 2)
         max_payload = getattr(self.nc, "max_payload", 0) or 1 << 20
         self.largest = max_payload + FRAME_MARGIN
         self.budget = settings.audit_pull_max_bytes
@@ -237,7 +243,8 @@ class FastEngine(Engine):
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
         prefix = getattr(self.js, "_prefix", "$JS.API")
         self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{binding.stream}.{binding.durable}"
-        self.requests: deque[list[float]] = deque()  # [messages still owed, expiry]
+        # [messages still owed, expiry, carries a pin id]
+        self.requests: deque[list] = deque()
         self.last_activity = time.monotonic()  # a message or a status: the pull is alive
         self.stopping = False
         self.paused_until = 0.0  # after a refusal, ask again only after this
@@ -256,7 +263,9 @@ class FastEngine(Engine):
     def _request_payload(self) -> bytes:
         """The body of every pull request (the same until the consumer or the
         shape changes)."""
-        if self._payload_for == (self.binding, self.request_bytes):
+        pin_id = self.role.pin_id if self.role is not None else ""
+        shape = (self.binding, self.request_bytes, pin_id)
+        if self._payload_for == shape:
             return self._payload
         request = {
             "batch": self.batch,
@@ -264,8 +273,12 @@ class FastEngine(Engine):
             "idle_heartbeat": int(self.heartbeat * 1e9),
             "max_bytes": self.request_bytes,
         }
+        if self.binding.priority_group:
+            request["group"] = self.binding.priority_group
+            if pin_id:
+                request["id"] = pin_id  # the pin's pulls; without: a standby's
         self._payload = json.dumps(request).encode()
-        self._payload_for = (self.binding, self.request_bytes)
+        self._payload_for = shape
         return self._payload
 
     async def _top_up(self) -> None:
@@ -273,10 +286,15 @@ class FastEngine(Engine):
         if time.monotonic() < self.paused_until or self.delivery.paused:
             return
         self.inflight, self.request_bytes = self.shaper.shape()
+        if self.role is not None and not self.role.active:
+            # A standby's pulls get nothing until one of them is pinned;
+            # then the pipeline is filled with pulls carrying the pin.
+            self.inflight = STANDBY_REQUESTS
         if self.pending_count >= self.inflight * self.batch or self.pending_bytes >= self.budget:
             return  # the writer is behind: a pipeline's worth is waiting already
+        pinned = self.role is not None and self.role.active
         while len(self.requests) < self.inflight and not self.stopping:
-            self.requests.append([self.batch, time.monotonic() + self.expires])
+            self.requests.append([self.batch, time.monotonic() + self.expires, pinned])
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
 
     def _owe_less(self, count: int) -> None:
@@ -293,8 +311,14 @@ class FastEngine(Engine):
     async def _on_status(self, code: int, description: str, pending: int) -> None:
         if code == 100:
             return  # idle heartbeat: the request is alive
-        if self.requests:
-            self.requests.popleft()  # any other status ends the oldest request
+        if code == 423 and self.role is not None:
+            # (Nats-Pin-Id mismatch, Nats-Wrong-Pin-Id) a pull with our pin
+            # id: the pin is another's now (or forgotten by a new leader)
+            self._end_request(pinned=True)
+            self.role.lost(description)
+            await self._top_up()
+            return
+        self._end_request()  # any other status ends the oldest request
         if code in (404, 408):
             pass  # no (more) messages before it expired
         elif code == 409 and description in ENDED_BY_BYTES:
@@ -330,6 +354,15 @@ class FastEngine(Engine):
             )
             self._pause(1.0)  # no tight loop on a refusal
         await self._top_up()
+
+    def _end_request(self, pinned: bool = False) -> None:
+        """Forget the oldest request (the oldest carrying a pin id)."""
+        for index, request in enumerate(self.requests):
+            if request[2] or not pinned:
+                del self.requests[index]
+                return
+        if self.requests:
+            self.requests.popleft()
 
     def _pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
@@ -371,6 +404,10 @@ class FastEngine(Engine):
             raise nats.errors.ProtocolError from exc
         other, count, statuses = fed[0], fed[5], fed[11]
         self.shaper.fed(len(data), count)
+        if count and self.role is not None:
+            pin_id = self.path.pin_id
+            if pin_id:
+                self.role.pinned(pin_id.decode("ascii", "replace"))
         if count or statuses:
             self.last_activity = time.monotonic()
             self.metrics.pulled()
@@ -499,6 +536,15 @@ class FastEngine(Engine):
             stream=self.binding.stream,
             consumer=self.binding.durable,
             engine=self.name,
+            **(
+                {
+                    "ha": "pinned",
+                    "group": self.binding.priority_group,
+                    "priority_timeout": format_duration(self.binding.priority_timeout),
+                }
+                if self.binding.priority_group
+                else {}
+            ),
         )
         try:
             await self._top_up()
@@ -545,12 +591,34 @@ class FastEngine(Engine):
         """Stop asking; messages of requests still in flight are written and
         acked until those requests are filled or expire."""
         self.stopping = True
+        if self.role is not None:
+            await self._hand_over()
+            return
         deadline = time.monotonic() + self.expires + 1.0
         while self.requests and self.nc.is_connected and time.monotonic() < deadline:
             now = time.monotonic()
             while self.requests and self.requests[0][1] + 0.2 < now:
                 self.requests.popleft()  # expired at the server by now
             await asyncio.sleep(0.02)
+        await self._drain()
+
+    async def _hand_over(self) -> None:
+        """--audit-ha=pinned: unpin first, so that the server delivers no more
+        here and a standby takes over at once; then write and ack what came
+        (acks need no pin).  Standby pulls deliver nothing, unless one was
+        pinned just now: then that pin is given back as well."""
+        for _ in range(2):
+            if self.role.active and self.nc.is_connected:
+                await self.role.release()
+            try:  # a round trip: what the server sent before is taken in
+                await self.nc.flush(timeout=2)
+            except Exception:
+                pass
+            await self._drain()
+            if not self.role.active:
+                return
+
+    async def _drain(self) -> None:
         # what was delivered is written and acked before the connection closes
         deadline = time.monotonic() + max(self.settings.audit_ack_wait, 5.0)
         while self.pending and time.monotonic() < deadline:
