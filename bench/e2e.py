@@ -244,12 +244,14 @@ def run_one(
         f"--audit-ha={ha}",
     )
     first = cpu_first = None
+    server_first = 0.0
     try:
         while True:
             done, delivered = watcher.acked(durable)
             now = time.monotonic()
             if first is None and delivered > 0:
                 first, cpu_first = now, cpu_seconds(proc.pid)
+                server_first = cpu_seconds(server.proc.pid)
             if done >= n:
                 break
             if now - started > 300 or proc.poll() is not None:
@@ -257,6 +259,7 @@ def run_one(
             time.sleep(0.005)
         seconds = now - started
         cpu = cpu_seconds(proc.pid) - (cpu_first or 0.0)
+        server_cpu = cpu_seconds(server.proc.pid) - server_first
         rss = peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -274,6 +277,7 @@ def run_one(
         "steady_msgs_per_s": n / steady,
         "steady_mb_per_s": nbytes / steady / 1e6,
         "cpu_us_per_msg": cpu / n * 1e6,
+        "server_cpu_us_per_msg": server_cpu / n * 1e6,
         "peak_rss_mb": rss,
         "lines_ok": lines_exactly_once(log, n),
     }

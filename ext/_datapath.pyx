@@ -164,7 +164,7 @@ cdef class DataPath:
     cdef Writer acks
     cdef Writer replies    # each followed by '\n'
     cdef Writer subjects   # each followed by '\n' (debug only)
-    cdef char pin[PIN_ID_MAX]  # the last Nats-Pin-Id of the data messages fed
+    cdef char pin[PIN_ID_MAX]  # see pin_id
     cdef Py_ssize_t pin_len
 
     def __cinit__(self, Py_ssize_t sid, int layout, bint events=True, bint debug=False,
@@ -197,8 +197,8 @@ cdef class DataPath:
 
     @property
     def pin_id(self):
-        """The last Nats-Pin-Id header among the data messages of the last feed
-        (b"" if it had none): the server's pin with --audit-ha=pinned."""
+        """The Nats-Pin-Id header of the last data message with headers in
+        the last feed (b"" if none): the server's pin with --audit-ha=pinned."""
         return PyBytes_FromStringAndSize(self.pin, self.pin_len)
 
     def reset(self):
@@ -275,7 +275,7 @@ cdef class DataPath:
                             Counts *counts, list statuses, list last_chances) except -1:
         """Take the whole frames of s[pos:n]; where the first unfinished one starts."""
         cdef Py_ssize_t eol, end, body, size, header_size, header_end, pin_len
-        cdef Py_ssize_t pin_start = 0
+        cdef Py_ssize_t pin_start = 0, last_headers = -1, last_headers_size = 0
         cdef Span args[5]
         cdef int count, is_hmsg, has_reply
         cdef AckMeta meta
@@ -317,11 +317,7 @@ cdef class DataPath:
                         raise ProtocolViolation("a status header without CRLF")
                     statuses.append(status_of(s + body, header_end - body, header_size))
                     continue
-                pin_len = header_value(s + body, header_size, b"Nats-Pin-Id", 11, True,
-                                       &pin_start)
-                if 0 <= pin_len <= PIN_ID_MAX:
-                    memcpy(self.pin, s + body + pin_start, pin_len)
-                    self.pin_len = pin_len
+                last_headers, last_headers_size = body, header_size
                 body += header_size
                 size -= header_size
             w_mem(&self.replies, s + args[2].start, args[2].end - args[2].start
@@ -357,6 +353,11 @@ cdef class DataPath:
                                          PyBytes_FromStringAndSize(
                                              <const char *>s + body,
                                              min(size, EXCERPT_BYTES))))
+        if last_headers >= 0:  # only the last one counts: looked at once
+            pin_len = header_value(s + last_headers, last_headers_size, b"Nats-Pin-Id", 11,
+                                   True, &pin_start)
+            self.pin_len = pin_len if 0 <= pin_len <= PIN_ID_MAX else 0
+            memcpy(self.pin, s + last_headers + pin_start, self.pin_len)
         return pos
 
 

@@ -253,20 +253,26 @@ def test_line_checksums_twins_agree_with_zlib(lines, cut_last) -> None:
         assert module.line_checksums(memoryview(data)) == b"".join(expected)
 
 
-def test_the_pin_id_is_the_last_one_of_the_feed() -> None:
+def test_the_pin_id_is_the_last_data_message_s() -> None:
     """--audit-ha=pinned: the server appends its Nats-Pin-Id after any the
-    publisher set; the last pinned message of a feed counts, statuses do not."""
+    publisher set; the last data message with headers in a feed counts,
+    statuses do not."""
     own = b"NATS/1.0\r\nNats-Pin-Id: fake\r\nX: y\r\nNats-Pin-Id: HomOjDbOEBBBXCkGf8yU6u\r\n\r\n"
     later = b"NATS/1.0\r\nNats-Pin-Id: second\r\n\r\n"
     for module in (compiled, pure):
         path = module.DataPath(SID, 0)
         path.feed(hmsg(b"events.x", SID, reply(1), own, b"{}") + STATUS_408, NOW)
         assert path.pin_id == b"HomOjDbOEBBBXCkGf8yU6u"
-        path.feed(
-            hmsg(b"events.x", SID, reply(2), own, b"{}")
-            + hmsg(b"events.x", SID, reply(3), later, b"{}"),
-            NOW,
+        two = hmsg(b"events.x", SID, reply(2), own, b"{}") + hmsg(
+            b"events.x", SID, reply(3), later, b"{}"
         )
+        path.feed(two, NOW)
         assert path.pin_id == b"second"
-        path.feed(msg(b"events.x", SID, reply(4), b"{}") + HEARTBEAT, NOW)
+        path.feed(two[:30], NOW)  # cut: nothing whole yet
+        assert path.pin_id == b""
+        path.feed(two[30:], NOW)
+        assert path.pin_id == b"second"
+        path.feed(two + hmsg(b"events.x", SID, reply(4), b"NATS/1.0\r\nK: v\r\n\r\n", b""), NOW)
+        assert path.pin_id == b""
+        path.feed(msg(b"events.x", SID, reply(5), b"{}") + HEARTBEAT, NOW)
         assert path.pin_id == b""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -248,6 +249,34 @@ def test_sigterm_hands_over_at_once_without_duplicates(nats_server, tmp_path) ->
         windows = overlaps(tail)
         print(f"100 ms windows with two writers: {len(windows)}")
         assert all(abs(w - stopped_at) < 1.0 for w in windows)
+
+
+def test_a_frozen_active_instance_loses_the_pin_and_stands_by(nats_server, tmp_path) -> None:
+    """SIGSTOP beyond the timeout: the standby writes on; the frozen one,
+    woken up, gets 423 for its pulls and stands by; nothing is lost."""
+    with live(tmp_path, nats_server.url, ["a", "b"], 14) as (services, tail, publisher):
+        active, _ = take_over(tail, "", 0.0, 15)
+        time.sleep(1.0)
+        frozen_at = time.monotonic()
+        services[active].proc.send_signal(signal.SIGSTOP)
+        new, first = take_over(tail, active, frozen_at, HA_TIMEOUT + 10)
+        assert first - frozen_at <= HA_TIMEOUT + 2
+        time.sleep(1.0)
+        services[active].proc.send_signal(signal.SIGCONT)
+        services[active].wait_for(r'level=warning msg="Lost the pin, standing by"', 10)
+        services[active].wait_for(r"Standing by \(another instance is pinned\)", 10)
+        assert json.loads(http_get(health_addr(services[active]), "/ready")[1])["role"] == "standby"
+        woke = time.monotonic()
+        time.sleep(2.0)
+        # the woken one wrote at most what it held before the freeze
+        late = [s for t, s, _ in tail.seen[active] if t > woke]
+        assert not late or max(late) < min(s for t, s, _ in tail.seen[new] if t > frozen_at)
+        publisher.finish(60)
+        total = len(publisher.acked)
+        wait_all_acked(nats_server.url, total, timeout=30)
+        tail.stop()
+        assert set(sequences(tail)) == set(range(1, total + 1))
+        assert_in_order(tail)
 
 
 async def _plain_consumer(url: str, durable: str) -> None:

@@ -103,8 +103,8 @@ class DataPath:
         self.debug = debug and events  # the original's per-message debug lines
         self.max_deliver = max_deliver
         self._tail = b""
-        # The last Nats-Pin-Id header among the data messages of the last feed
-        # (b"" if it had none): the server's pin with --audit-ha=pinned.
+        # The Nats-Pin-Id header of the last data message with headers in
+        # the last feed (b"" if none): the server's pin with --audit-ha=pinned.
         self.pin_id = b""
 
     def reset(self) -> None:
@@ -166,9 +166,8 @@ class DataPath:
                         raise ProtocolViolation("a status header without CRLF")
                     statuses.append(_status(headers, line_end))
                     continue
-                pin = _header_value(headers, b"Nats-Pin-Id")
-                if pin is not None and len(pin) <= PIN_ID_MAX:
-                    self.pin_id = pin
+                pin = _header_value(headers, b"Nats-Pin-Id") or b""
+                self.pin_id = pin if len(pin) <= PIN_ID_MAX else b""
                 body = body[header_size:]
             replies.append(reply)
             acks.append(b"PUB " + reply + b" 0\r\n\r\n")
