@@ -1,5 +1,6 @@
 """The command line: the original's flags (urfave/cli style), --help, --version;
-and the tools beside the service: ``verify``, ``replay`` and ``keygen``."""
+and the tools beside the service: ``verify``, ``replay``, ``keygen`` and
+``config``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .config import OPTIONS, OPTIONS_BY_NAME, ConfigError, Settings, format_duration, resolve
+from .config import (
+    OPTIONS,
+    OPTIONS_BY_NAME,
+    ConfigError,
+    Settings,
+    format_duration,
+    resolve,
+)
 from .delivery import EXIT_OUTPUT_HUNG
 from .logs import LAYOUT_COLOR, LAYOUT_JSON, LAYOUT_TEXT, Logger
 from .sink import Sink, SinkError
@@ -25,11 +33,12 @@ class UsageError(ConfigError):
     pass
 
 
-def parse_args(argv: Sequence[str]) -> dict[str, str] | str:
+def parse_args(argv: Sequence[str], extra: Sequence[str] = ()) -> dict[str, str] | str:
     """Flag name -> raw value; or "help" / "version" when asked for those.
 
     Accepts --flag value, --flag=value and -flag; a bool flag alone is true
-    (--flag=false turns it off), as urfave/cli does.
+    (--flag=false turns it off), as urfave/cli does.  ``extra``: the names of
+    a tool's own flags (each takes a value) beside the service's.
     """
     values: dict[str, str] = {}
     args = list(argv)
@@ -45,10 +54,10 @@ def parse_args(argv: Sequence[str]) -> dict[str, str] | str:
             raise UsageError(f"unexpected argument {arg!r} (all settings are --flags)")
         name, has_value, value = arg.lstrip("-").partition("=")
         option = OPTIONS_BY_NAME.get(name)
-        if option is None:
+        if option is None and name not in extra:
             raise UsageError(f"flag provided but not defined: {arg.partition('=')[0]}")
         if not has_value:
-            if option.kind == "bool":
+            if option is not None and option.kind == "bool":
                 value = "true"
             elif i < len(args):
                 value = args[i]
@@ -79,6 +88,7 @@ def help_text() -> str:
         f"   {PROG} verify [options] FILE...   is every event in these log files (and unaltered)?",
         f"   {PROG} replay [options]           write the lines of a window of the stream again",
         f"   {PROG} keygen PREFIX              an Ed25519 key pair for --audit-digest-key",
+        f"   {PROG} config [options]           the settings resolved, and where each came from",
         f"   ({PROG} COMMAND --help for each)",
         "",
         "VERSION:",
@@ -105,6 +115,20 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+def check_settings(settings: Settings) -> None:
+    """What the service refuses of settings together, before it starts."""
+    if settings.audit == "nats" and not settings.audit_nats_addr.strip():
+        raise ConfigError(
+            "--audit=nats needs --audit-nats-addr "
+            "(env AUDIT_LISTNER_AUDIT_NATS_ADDR), e.g. nats://127.0.0.1:4222"
+        )
+    if settings.audit_ha == "pinned" and settings.audit_engine == "python":
+        raise ConfigError(
+            "--audit-ha=pinned needs the fast engine: the python engine pulls through "
+            "nats-py's fetch, which has no priority groups; use --audit-engine=auto or fast"
+        )
+
+
 def layout_for(settings: Settings, sink: Sink) -> int:
     if settings.log_format == "json":
         return LAYOUT_JSON
@@ -124,16 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{PROG} {__version__}")
             return 0
         settings = resolve(parsed)
-        if settings.audit == "nats" and not settings.audit_nats_addr.strip():
-            raise ConfigError(
-                "--audit=nats needs --audit-nats-addr "
-                "(env AUDIT_LISTNER_AUDIT_NATS_ADDR), e.g. nats://127.0.0.1:4222"
-            )
-        if settings.audit_ha == "pinned" and settings.audit_engine == "python":
-            raise ConfigError(
-                "--audit-ha=pinned needs the fast engine: the python engine pulls through "
-                "nats-py's fetch, which has no priority groups; use --audit-engine=auto or fast"
-            )
+        check_settings(settings)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -265,10 +280,17 @@ def _keygen(argv: list[str]) -> int:
     return digest.keygen_main(argv)
 
 
+def _config(argv: list[str]) -> int:
+    from . import settings_report
+
+    return settings_report.main(argv)
+
+
 TOOLS: dict[str, Callable[[list[str]], int]] = {
     "verify": _verify,
     "replay": _replay,
     "keygen": _keygen,
+    "config": _config,
 }
 
 

@@ -4,7 +4,9 @@ Every setting has a flag name (``audit-ack-wait``), an env var
 (``AUDIT_LISTNER_`` + the name upper-cased, ``-`` as ``_``; the original's
 spelling is kept) and a default.  Sources, strongest first: command line,
 environment, the YAML file given by ``--config``, defaults.  A bad value is a
-``ConfigError`` naming the setting, the value and where it came from.
+``ConfigError`` naming the setting, the value and where it came from; values
+nats-server or nats-py would refuse (names, subjects, server URLs, limits) are
+bad values here, so they stop the service at start instead of failing later.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .nats_urls import redact_url, server_urls
 
 ENV_PREFIX = "AUDIT_LISTNER_"
 
@@ -38,15 +42,38 @@ _DURATION_UNITS = {
     "s": 1_000_000_000,
     "m": 60_000_000_000,
     "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,  # not a Go unit: 24h
+    "w": 604_800_000_000_000,  # not a Go unit: 7d, 168h
 }
 _DURATION_PART = re.compile(r"([0-9]*(?:\.[0-9]*)?)([a-zµμ]*)")
+# A Go time.Duration is an int64 of nanoseconds (about 292 years); Go refuses
+# a longer duration, and nats-server reads the durations it is sent as one.
+_MAX_DURATION_NS = (1 << 63) - 1
+
+
+def _whole_ns(number: str, unit: int) -> int:
+    """number * unit in whole nanoseconds, as Go adds them up (a fraction of a
+    nanosecond is dropped); only compared with _MAX_DURATION_NS."""
+    whole, _, fraction = number.partition(".")
+    whole = whole.lstrip("0")
+    if len(whole) > 20:  # more than any int64 (and int() of a huge string is slow)
+        return _MAX_DURATION_NS + 1
+    fraction = fraction[:20]  # digits beyond a nanosecond of the longest unit
+    ns = int(whole or "0") * unit
+    if fraction:
+        ns += int(fraction) * unit // 10 ** len(fraction)
+    return ns
 
 
 def parse_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds ("90s", "1h30m", "1.5h", "300ms").
+    """Go's time.ParseDuration, in seconds ("90s", "1h30m", "1.5h", "300ms"),
+    with days and weeks as well: ``d`` is 24h and ``w`` is 7d (168h), so
+    "7d", "2w", "1.5d" and "1w2d3h" are accepted.
 
-    Days are not a Go unit: "7d" is refused with a hint to write "168h", so a
-    config that the original rejects is not silently read differently.
+    Every duration Go accepts means what it means in Go (same units, any
+    order, repeats add up, fractions, "0" without a unit), except that a
+    negative one is refused; so is one longer than Go's maximum (2562047h).
+    Durations are shown the Go way (format_duration: 7d is "168h0m0s").
     """
     s = text.strip()
     if s in ("0", "+0", "-0"):
@@ -57,7 +84,10 @@ def parse_duration(text: str) -> float:
     if s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
+        if not s:  # a sign alone
+            raise ValueError(f"invalid duration {text!r}")
     total_ns = 0.0
+    whole_ns = 0
     pos = 0
     while pos < len(s):
         match = _DURATION_PART.match(s, pos)
@@ -65,17 +95,20 @@ def parse_duration(text: str) -> float:
         if not number or number == ".":
             raise ValueError(f"invalid duration {text!r}")
         if not unit:
-            raise ValueError(f"missing unit in duration {text!r} (use ns, us, ms, s, m or h)")
+            raise ValueError(f"missing unit in duration {text!r} (use ns, us, ms, s, m, h, d or w)")
         if unit not in _DURATION_UNITS:
-            hint = f"; write {int(float(number) * 24)}h" if unit == "d" else ""
             raise ValueError(
-                f"unknown unit {unit!r} in duration {text!r} (Go durations use ns, us, ms, s, m, h"
-                f"{hint})"
+                f"unknown unit {unit!r} in duration {text!r} (use ns, us, ms, s, m, h, d or w)"
             )
         total_ns += float(number) * _DURATION_UNITS[unit]
+        whole_ns += _whole_ns(number, _DURATION_UNITS[unit])
         pos = match.end()
     if sign < 0 and total_ns:
         raise ValueError(f"negative duration {text!r}")
+    if whole_ns > _MAX_DURATION_NS:
+        raise ValueError(
+            f"duration {text!r} is too long (at most 2562047h47m16.854775807s, about 292 years)"
+        )
     return total_ns / 1e9
 
 
@@ -202,6 +235,229 @@ def _non_negative(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
+# nats-server keeps a stream's limits as Go int64s: a larger number is refused
+_INT64_MAX = (1 << 63) - 1
+
+
+def _int64(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def checked(text: str) -> Any:
+        value = parse(text)
+        if value > _INT64_MAX:
+            raise ValueError(f"{text!r} is too large (nats-server takes at most {_INT64_MAX})")
+        return value
+
+    return checked
+
+
+def _max_age(text: str) -> float:
+    # nats-server's checkStreamCfg: "max age needs to be >= 100ms"
+    value = _non_negative(parse_duration)(text)
+    if 0 < value < 0.1:
+        raise ValueError(f"{text!r} is too short (0 for no limit, or at least 100ms)")
+    return value
+
+
+# nats-server's StreamMaxReplicas
+MAX_REPLICAS = 5
+
+
+def _replicas(text: str) -> int:
+    value = _positive(parse_int)(text)
+    if value > MAX_REPLICAS:
+        raise ValueError(f"{text!r} is too many (nats-server allows at most {MAX_REPLICAS})")
+    return value
+
+
+# -- JetStream names, subjects and server URLs: what nats-server and nats-py take
+
+# Characters a stream or consumer name cannot hold: nats-server's
+# isValidAssetName (2.14+; isValidName before: the same without / and \), and
+# nats-py's _INVALID_NAME_CHARS (js/manager.py: ">*. /\\\t\r\n").  The names
+# are tokens of the JetStream API subjects and directories of the store.
+_NAME_FORBIDDEN = " \t\r\n\f.*>/\\"
+# nats-server's JSMaxNameLen, in bytes, for streams and consumers alike
+MAX_NAME_BYTES = 255
+_CHAR_NAMES = {
+    " ": "a space",
+    "\t": "a tab",
+    "\r": "a carriage return",
+    "\n": "a newline",
+    "\f": "a form feed",
+}
+
+
+def _char(c: str) -> str:
+    return _CHAR_NAMES.get(c, repr(c))
+
+
+def _js_name(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text:
+            raise ValueError(f"a {what} name is required")
+        bad = [c for c in text if c in _NAME_FORBIDDEN]
+        if bad:
+            raise ValueError(
+                f"a {what} name cannot contain {_char(bad[0])} "
+                "(nats-server and nats-py refuse . * > / \\ and white space in names)"
+            )
+        if len(text.encode()) > MAX_NAME_BYTES:
+            raise ValueError(
+                f"a {what} name is at most {MAX_NAME_BYTES} bytes "
+                f"(this one is {len(text.encode())})"
+            )
+        return text
+
+    return parse
+
+
+# White space in a subject: nats-server's isValidSubject refuses " \t\n\f\r",
+# nats-py's _validate_subject " \t\r\n".
+_SUBJECT_SPACE = " \t\r\n\f"
+
+
+def parse_subject(text: str) -> str:
+    """A subject or subject pattern, as nats-server (isValidSubject) and
+    nats-py (the subscribe path's strict _validate_subject) both take it:
+    non-empty tokens without white space, ``*`` only as a whole token, ``>``
+    only as the whole last token."""
+    if not text:
+        raise ValueError("a subject is required")
+    space = [c for c in text if c in _SUBJECT_SPACE]
+    if space:
+        raise ValueError(f"a subject cannot contain {_char(space[0])}")
+    tokens = text.split(".")
+    for index, token in enumerate(tokens):
+        if not token:
+            raise ValueError("a subject has no empty tokens (no '.' at its start or end, no '..')")
+        if token == ">":
+            if index != len(tokens) - 1:
+                raise ValueError("'>' can only be the last token of a subject")
+        elif ">" in token:
+            raise ValueError(f"'>' can only be a whole token, not part of {token!r}")
+        elif "*" in token and token != "*":
+            raise ValueError(f"'*' can only be a whole token, not part of {token!r}")
+    return text
+
+
+# What nats-py 2.16 connects to (aio/client.py _parse_server_uri and
+# _connect_to_server): nats:// and tls:// over TCP, ws:// and wss:// over
+# WebSocket (with the aiohttp package), never the two kinds mixed.  The scheme
+# is matched as written: nats-py looks for "nats://" etc. in the URL, so
+# NATS:// or http:// would be read as a host named "NATS" or "http".
+NATS_SCHEMES = ("nats", "tls", "ws", "wss")
+_WEBSOCKET_SCHEMES = ("ws", "wss")
+
+
+def _websocket_transport_available() -> bool:
+    """nats-py's WebSocket transport needs aiohttp, which it does not require."""
+    import importlib.util
+
+    return importlib.util.find_spec("aiohttp") is not None
+
+
+def nats_urls(text: str) -> list[str]:
+    """The URLs of --audit-nats-addr, as the service passes them to nats-py
+    (server.server_urls: comma separated, nats:// added to a bare host:port)."""
+    return server_urls(text)
+
+
+def _check_nats_url(url: str, several: bool) -> str:
+    """The URL's scheme; ValueError if nats-py cannot connect to it.  The
+    reason never repeats a part of the URL that might be a password (a port
+    that is not one may be the end of a password with a '/' in it)."""
+    from urllib.parse import urlsplit
+
+    def refuse(reason: str) -> ValueError:
+        return ValueError(f"{redact_nats_addr(url)!r}: {reason}" if several else reason)
+
+    scheme = url.partition("://")[0]
+    if scheme not in NATS_SCHEMES:
+        named = f" {scheme!r}" if scheme.isalnum() else ""  # not a user:pass@ without one
+        raise refuse(f"the scheme{named} is not nats://, tls://, ws:// or wss://")
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError as exc:  # an unclosed [ of an IPv6 address
+        raise refuse(str(exc)) from None
+    # urllib's (and so nats-py's) split of user@host:port
+    hostinfo = netloc.rpartition("@")[2]
+    _, bracket, bracketed = hostinfo.partition("[")
+    if bracket:
+        host, _, rest = bracketed.partition("]")
+        _, colon, port = rest.partition(":")
+    else:
+        host, colon, port = hostinfo.partition(":")
+    if not host:
+        raise refuse("no host")
+    if host.lower() == "none":  # nats-py: "invalid hostname in connect url"
+        raise refuse("nats-py refuses the host name 'none'")
+    if any(c.isspace() or not c.isprintable() for c in host):
+        raise refuse("the host cannot contain white space")
+    if colon:
+        if not port:
+            raise refuse("an empty port after ':' (a port is 1-65535)")
+        if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise refuse("the port is not a number from 1 to 65535")
+    return scheme
+
+
+def parse_nats_addr(text: str) -> str:
+    """--audit-nats-addr: every URL one nats-py can connect to (empty: none given)."""
+    if not text.strip():
+        return text
+    urls = nats_urls(text)
+    if not urls:
+        raise ValueError("no URL in it")
+    schemes = [_check_nats_url(url, len(urls) > 1) for url in urls]
+    websocket = [scheme in _WEBSOCKET_SCHEMES for scheme in schemes]
+    if any(websocket) and not all(websocket):
+        raise ValueError(
+            "ws:// and wss:// URLs cannot be mixed with nats:// and tls:// ones "
+            "(nats-py refuses the mix)"
+        )
+    if any(websocket) and not _websocket_transport_available():
+        raise ValueError(
+            "ws:// and wss:// need the aiohttp package, which is not installed "
+            "(nats-py's WebSocket transport; pip install aiohttp)"
+        )
+    return text
+
+
+def redact_nats_addr(text: str) -> str:
+    """--audit-nats-addr with every password or token as *** (server.redact_url),
+    also in a URL malformed enough that redact_url does not see its user part."""
+    shown = []
+    for part in text.split(","):
+        if "@" not in part:
+            shown.append(part)
+            continue
+        stripped = part.strip()
+        bare = "://" not in stripped
+        url = "nats://" + stripped if bare else stripped
+        try:
+            redacted = redact_url(url)
+        except ValueError:  # a port that is not a number, an unclosed [
+            redacted = url
+        if redacted == url:
+            redacted = _redact_before_at(url)
+        shown.append(redacted.removeprefix("nats://") if bare else redacted)
+    return ",".join(shown)
+
+
+def _redact_before_at(url: str) -> str:
+    # Whatever comes before the last "@" may be a secret: keep a user name only.
+    at = url.rfind("@")
+    if at < 0:
+        return url
+    start = url.find("://")
+    if 0 <= start < at:
+        prefix, userinfo = url[: start + 3], url[start + 3 : at]
+        user, colon, _ = userinfo.partition(":")
+        masked = f"{user}:***" if colon else "***"
+    else:
+        prefix, masked = "", "***"
+    return f"{prefix}{masked}{url[at:]}"
+
+
 # --------------------------------------------------------------------------
 # The settings
 # --------------------------------------------------------------------------
@@ -216,6 +472,8 @@ class Option:
     help: str
     kind: str = "string"  # how --help shows the value: string, int, bool, duration, size
     attr: str = ""  # the Settings attribute
+    # how a value is shown in messages and by `events-audit config` (secrets hidden)
+    display: Callable[[str], str] | None = None
 
     @property
     def env(self) -> str:
@@ -226,8 +484,8 @@ class Option:
         return "--" + self.name
 
 
-def _opt(name, default, parse, category, help, kind="string") -> Option:
-    return Option(name, default, parse, category, help, kind, name.replace("-", "_"))
+def _opt(name, default, parse, category, help, kind="string", display=None) -> Option:
+    return Option(name, default, parse, category, help, kind, name.replace("-", "_"), display)
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -242,9 +500,10 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-nats-addr",
         "",
-        str,
+        parse_nats_addr,
         "Audit",
         "NATS server URL(s), comma separated (nats://user:pass@host:4222,...)",
+        display=redact_nats_addr,
     ),
     _opt(
         "audit-nats-ping-interval",
@@ -254,7 +513,9 @@ OPTIONS: tuple[Option, ...] = (
         "ping NATS this often; two unanswered pings close the connection and reconnect",
         "duration",
     ),
-    _opt("audit-topic", "accountats", str, "Audit", "subject (pattern) the stream captures"),
+    _opt(
+        "audit-topic", "accountats", parse_subject, "Audit", "subject (pattern) the stream captures"
+    ),
     _opt(
         "log-level",
         "debug",
@@ -263,7 +524,13 @@ OPTIONS: tuple[Option, ...] = (
         "log level: trace, debug, info, warning, error, fatal, panic",
     ),
     _opt("log-format", "text", _choice("text", "json"), "Logging", "log format: text or json"),
-    _opt("audit-stream-name", "EVENTS", str, "JetStream stream", "JetStream stream name"),
+    _opt(
+        "audit-stream-name",
+        "EVENTS",
+        _js_name("stream"),
+        "JetStream stream",
+        "JetStream stream name",
+    ),
     _opt(
         "audit-create-stream",
         True,
@@ -276,7 +543,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-stream-max-age",
         86400.0,
-        _non_negative(parse_duration),
+        _max_age,
         "JetStream stream",
         "maximum age of messages in the stream",
         "duration",
@@ -284,7 +551,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-stream-max-bytes",
         1073741824,
-        _positive(parse_size),
+        _int64(_positive(parse_size)),
         "JetStream stream",
         "maximum bytes in the stream (accepts 10GB, 512MiB)",
         "size",
@@ -292,7 +559,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-stream-max-msgs",
         1000000,
-        _positive(parse_int),
+        _int64(_positive(parse_int)),
         "JetStream stream",
         "maximum messages in the stream",
         "int",
@@ -300,9 +567,9 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-stream-replicas",
         1,
-        _positive(parse_int),
+        _replicas,
         "JetStream stream",
-        "number of stream replicas",
+        "number of stream replicas (1 to 5)",
         "int",
     ),
     _opt(
@@ -315,7 +582,7 @@ OPTIONS: tuple[Option, ...] = (
     _opt(
         "audit-durable-name",
         "events-audit-durable",
-        str,
+        _js_name("durable consumer"),
         "JetStream consumer",
         "durable consumer name",
     ),
@@ -546,15 +813,17 @@ def _parse(option: Option, raw: Any, source: str) -> Any:
             "a duration needs a unit, for example 30s or 24h"
         )
     else:
+        shown = option.display(repr(raw)) if option.display else repr(raw)
         raise ConfigError(
-            f"invalid value {raw!r} for {option.flag} (from {source}): "
+            f"invalid value {shown} for {option.flag} (from {source}): "
             f"expected {option.kind}, got {type(raw).__name__}"
         )
     try:
         return option.parse(text)
     except ValueError as exc:
+        shown = option.display(text) if option.display else text
         raise ConfigError(
-            f"invalid value {text!r} for {option.flag} (from {source}): {exc}"
+            f"invalid value {shown!r} for {option.flag} (from {source}): {exc}"
         ) from None
 
 

@@ -20,7 +20,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from .config import Settings
-from .server import connection_options, redact_url, server_urls
+from .nats_urls import redact_url, server_urls
+from .server import connection_options
 
 # How long a window may stay silent with messages still pending before the
 # read is given up (the ordered consumer's heartbeats come every 5 s).
