@@ -104,11 +104,13 @@ SIZES ?= 256,1K,4K,16K,64K,256K,1M
 bench-sizes: build ## End-to-end size sweep: 256 B to 1 MiB events, ~100 MB each, both engines and formats
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py --sizes $(SIZES) --mb 100 --rounds 1 $(E2E_ARGS)
 
-lint: venv ## ruff check + ruff format --check (Python), cython-lint (ext/)
+lint: venv ## ruff check + ruff format --check (Python), cython-lint (ext/), the systemd unit
 	@export PATH="$(abspath $(VENV))/bin:$$PATH"; rc=0; \
 	echo "+ ruff check $(PY_SOURCES)"; ruff check $(PY_SOURCES) || rc=1; \
 	echo "+ ruff format --check $(PY_SOURCES)"; ruff format --check $(PY_SOURCES) || rc=1; \
 	echo "+ cython-lint ext/"; cython-lint ext/ || rc=1; \
+	echo "+ systemd-analyze verify/security packaging/systemd/events-audit.service"; \
+	packaging/systemd/check_unit.sh "$(abspath $(VENV))/bin/events-audit" || rc=1; \
 	exit $$rc
 
 golden: ## Regenerate tests/golden vectors with Go's logrus (needs Go 1.23)

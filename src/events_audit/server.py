@@ -8,12 +8,11 @@ import os
 import re
 import signal
 import ssl
-from urllib.parse import urlsplit, urlunsplit
 
 import nats
 import nats.errors
 
-from . import advisories, ha, jetstream, upstream
+from . import advisories, ha, jetstream, sd_notify, upstream
 from .config import ConfigError, Settings, format_duration
 from .delivery import EXIT_OUTPUT_HUNG
 from .engines import fast
@@ -21,6 +20,7 @@ from .engines.python import PythonEngine
 from .http import HttpServer
 from .logs import Logger
 from .metrics import Metrics, poll_consumer, stats_loop
+from .nats_urls import redact_url, server_urls
 from .sink import Sink, SinkError
 
 # How long shutdown may wait for acks to reach a server that may be gone.
@@ -46,30 +46,6 @@ def _ready(metrics: Metrics) -> tuple[int, str, bytes]:
         {"Status": "OK" if ok else "Unavailable", "reason": reason, "role": metrics.role}
     ).encode()
     return (200 if ok else 503), "application/json", body + b"\n"
-
-
-def server_urls(addr: str) -> list[str]:
-    """The comma-separated list the original passes to nats.Connect."""
-    urls = []
-    for part in addr.split(","):
-        part = part.strip()
-        if part:
-            urls.append(part if "://" in part else "nats://" + part)
-    return urls
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password or token replaced by ***."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host += f":{parts.port}"
-    user = "***" if parts.password is None else f"{parts.username}:***"
-    return urlunsplit((parts.scheme, f"{user}@{host}", parts.path, parts.query, parts.fragment))
 
 
 _CREDS_BLOCK = re.compile(r"-+BEGIN (NATS USER JWT|USER NKEY SEED)-+\r?\n(\S+)\r?\n")
@@ -153,7 +129,7 @@ def choose_engine(settings: Settings, nc: nats.NATS, log: Logger):
         log.warning("The installed nats-py cannot host the fast engine, using the python engine")
         return PythonEngine
     if not datapath.USING_EXTENSION:
-        if wanted == "auto":
+        if wanted == "auto" and settings.audit_ha != "pinned":  # (pinned needs the fast one)
             return PythonEngine
         log.warning(
             "The compiled data path is not available, the fast engine runs its pure-Python twin"
@@ -176,8 +152,15 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
     """Run until SIGTERM/SIGINT; the process exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    notifier = sd_notify.Notifier.from_environment(log)  # does nothing outside systemd
+
+    def on_stop() -> None:
+        if not stop.is_set():  # at once: systemd then knows the stop is under way
+            notifier.send("STOPPING=1", "STATUS=Stopping")
+        stop.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_stop)
     loop.add_signal_handler(signal.SIGHUP, sink.request_reopen)  # logrotate
 
     log.info("Starting JetStream events audit server")
@@ -333,6 +316,16 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         metrics.engine = engine.name
         metrics.consumer_bound = True
         metrics.pulled()
+        status = (
+            f"Listening on {binding.subject} (stream {binding.stream}, "
+            f"consumer {binding.durable}, {engine.name} engine)"
+        )
+        notifier.send("READY=1", "STATUS=" + status)
+        interval = sd_notify.watchdog_interval()
+        if notifier.enabled and interval:
+            background.append(
+                asyncio.ensure_future(sd_notify.watchdog(notifier, metrics, interval, status))
+            )
         background.append(
             asyncio.ensure_future(
                 poll_consumer(

@@ -591,8 +591,7 @@ class FastEngine(Engine):
         """Stop asking; messages of requests still in flight are written and
         acked until those requests are filled or expire."""
         self.stopping = True
-        if self.role is not None:
-            await self._hand_over()
+        if self.role is not None and await self._hand_over():
             return
         deadline = time.monotonic() + self.expires + 1.0
         while self.requests and self.nc.is_connected and time.monotonic() < deadline:
@@ -602,11 +601,12 @@ class FastEngine(Engine):
             await asyncio.sleep(0.02)
         await self._drain()
 
-    async def _hand_over(self) -> None:
+    async def _hand_over(self) -> bool:
         """--audit-ha=pinned: unpin first, so that the server delivers no more
         here and a standby takes over at once; then write and ack what came
         (acks need no pin).  Standby pulls deliver nothing, unless one was
-        pinned just now: then that pin is given back as well."""
+        pinned just now: then that pin is given back as well.  False when the
+        pin could not be given back: its pulls go on delivering."""
         for _ in range(2):
             if self.role.active and self.nc.is_connected:
                 await self.role.release()
@@ -616,7 +616,8 @@ class FastEngine(Engine):
                 pass
             await self._drain()
             if not self.role.active:
-                return
+                return True
+        return False
 
     async def _drain(self) -> None:
         # what was delivered is written and acked before the connection closes
