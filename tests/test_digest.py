@@ -280,7 +280,10 @@ def test_a_digest_that_cannot_be_written_acks_nothing_and_loses_nothing(
     log = tmp_path / "audit.log"
     args = base_args(url, "--log-level=info", f"--audit-digest={link}", engine=engine)
     svc = Service(
-        tmp_path, [*args, "--audit-max-deliver=-1", f"--log-output={log}"], log_to_file=False
+        tmp_path,
+        # (a short ack wait caps the NAK backoff: the retry after the repair comes sooner)
+        [*args, "--audit-max-deliver=-1", "--audit-ack-wait=5s", f"--log-output={log}"],
+        log_to_file=False,
     )
     svc.start()
     try:

@@ -228,7 +228,7 @@ def test_kill_9_twice_then_all_events_are_in_order(nats_server, tmp_path) -> Non
 def test_sigterm_hands_over_at_once_without_duplicates(nats_server, tmp_path) -> None:
     """SIGTERM of the active instance: it unpins after its last batch and a
     standby writes on within 2 s; no event twice, none redelivered."""
-    with live(tmp_path, nats_server.url, ["a", "b"], 8) as (services, tail, publisher):
+    with live(tmp_path, nats_server.url, ["a", "b"], 6) as (services, tail, publisher):
         active, _ = take_over(tail, "", 0.0, 15)
         time.sleep(1.5)
         stopped_at = time.monotonic()
@@ -254,7 +254,7 @@ def test_sigterm_hands_over_at_once_without_duplicates(nats_server, tmp_path) ->
 def test_a_frozen_active_instance_loses_the_pin_and_stands_by(nats_server, tmp_path) -> None:
     """SIGSTOP beyond the timeout: the standby writes on; the frozen one,
     woken up, gets 423 for its pulls and stands by; nothing is lost."""
-    with live(tmp_path, nats_server.url, ["a", "b"], 14) as (services, tail, publisher):
+    with live(tmp_path, nats_server.url, ["a", "b"], 12) as (services, tail, publisher):
         active, _ = take_over(tail, "", 0.0, 15)
         time.sleep(1.0)
         frozen_at = time.monotonic()
