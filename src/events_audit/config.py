@@ -17,8 +17,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from .nats_urls import redact_url, server_urls
+from .nats_urls import redact_nats_addr, server_urls
 
 ENV_PREFIX = "AUDIT_LISTNER_"
 
@@ -355,17 +356,10 @@ def _websocket_transport_available() -> bool:
     return importlib.util.find_spec("aiohttp") is not None
 
 
-def nats_urls(text: str) -> list[str]:
-    """The URLs of --audit-nats-addr, as the service passes them to nats-py
-    (server.server_urls: comma separated, nats:// added to a bare host:port)."""
-    return server_urls(text)
-
-
 def _check_nats_url(url: str, several: bool) -> str:
     """The URL's scheme; ValueError if nats-py cannot connect to it.  The
     reason never repeats a part of the URL that might be a password (a port
     that is not one may be the end of a password with a '/' in it)."""
-    from urllib.parse import urlsplit
 
     def refuse(reason: str) -> ValueError:
         return ValueError(f"{redact_nats_addr(url)!r}: {reason}" if several else reason)
@@ -404,7 +398,7 @@ def parse_nats_addr(text: str) -> str:
     """--audit-nats-addr: every URL one nats-py can connect to (empty: none given)."""
     if not text.strip():
         return text
-    urls = nats_urls(text)
+    urls = server_urls(text)
     if not urls:
         raise ValueError("no URL in it")
     schemes = [_check_nats_url(url, len(urls) > 1) for url in urls]
@@ -420,42 +414,6 @@ def parse_nats_addr(text: str) -> str:
             "(nats-py's WebSocket transport; pip install aiohttp)"
         )
     return text
-
-
-def redact_nats_addr(text: str) -> str:
-    """--audit-nats-addr with every password or token as *** (server.redact_url),
-    also in a URL malformed enough that redact_url does not see its user part."""
-    shown = []
-    for part in text.split(","):
-        if "@" not in part:
-            shown.append(part)
-            continue
-        stripped = part.strip()
-        bare = "://" not in stripped
-        url = "nats://" + stripped if bare else stripped
-        try:
-            redacted = redact_url(url)
-        except ValueError:  # a port that is not a number, an unclosed [
-            redacted = url
-        if redacted == url:
-            redacted = _redact_before_at(url)
-        shown.append(redacted.removeprefix("nats://") if bare else redacted)
-    return ",".join(shown)
-
-
-def _redact_before_at(url: str) -> str:
-    # Whatever comes before the last "@" may be a secret: keep a user name only.
-    at = url.rfind("@")
-    if at < 0:
-        return url
-    start = url.find("://")
-    if 0 <= start < at:
-        prefix, userinfo = url[: start + 3], url[start + 3 : at]
-        user, colon, _ = userinfo.partition(":")
-        masked = f"{user}:***" if colon else "***"
-    else:
-        prefix, masked = "", "***"
-    return f"{prefix}{masked}{url[at:]}"
 
 
 # --------------------------------------------------------------------------

@@ -224,10 +224,6 @@ class Role:
             ADVISORY_SETTLE, self.other_pinned, pin_id
         )
 
-    def pinned_at_start(self, pin_id: str) -> None:
-        """The consumer info's pin when the service starts: someone else's."""
-        self.other_pinned(pin_id)
-
     async def release(self) -> bool:
         """Shutdown of the active instance: ask the server to unpin now, so a
         standby takes over at once instead of after priority_timeout.  True

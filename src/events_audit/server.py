@@ -311,7 +311,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
                     "Cannot follow the consumer's PINNED advisories",
                     error=str(exc) or type(exc).__name__,
                 )
-            role.pinned_at_start(binding.pinned_at_start)
+            role.other_pinned(binding.pinned_at_start)  # at start: someone else's pin
         engine = engine_class(nc, js, binding, settings, log, sink, metrics, set_up, role)
         metrics.engine = engine.name
         metrics.consumer_bound = True

@@ -17,10 +17,9 @@ from .config import (
     Option,
     Settings,
     format_duration,
-    nats_urls,
-    redact_nats_addr,
     resolve,
 )
+from .nats_urls import redact_nats_addr, server_urls
 
 CONFIG_FORMATS = ("table", "json")
 
@@ -54,7 +53,7 @@ def config_help() -> str:
 def config_value(option: Option, value: object) -> object:
     """A setting's value as `config --format json` gives it (secrets hidden)."""
     if option.name == "audit-nats-addr":
-        return redact_nats_addr(",".join(nats_urls(str(value))))
+        return redact_nats_addr(",".join(server_urls(str(value))))
     if option.kind == "duration":
         return format_duration(float(value))  # type: ignore[arg-type]
     return value
