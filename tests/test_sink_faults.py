@@ -542,6 +542,35 @@ def test_a_failed_reopen_writes_nothing_and_is_tried_again(tmp_path) -> None:
     assert path.read_bytes() == b"after\n"
 
 
+def test_an_append_is_lost_with_a_file_removed_before_its_sync(tmp_path) -> None:
+    """``append`` now, ``sync`` later (the fast engine's way to a file): lines
+    appended to a file that is removed before their sync are in no file, so
+    their sync fails (their messages are NAKed), also when a later append
+    already reopened the path; what goes to the new file syncs."""
+    path = tmp_path / "audit.log"
+    sink = Sink(str(path), fsync=True)
+    try:
+        assert sink.append(b"") == 0  # nothing to write, nothing to sync
+        first = sink.append(b"one\n")
+        sink.sync(first)
+        second = sink.append(b"two\n")
+        path.unlink()
+        third = sink.append(b"three\n")  # sees the removal: a new file at the path
+        fourth = sink.append(b"four\n")
+        path.unlink()  # removed again, before anything is appended
+        with pytest.raises(SinkError, match="removed or replaced while written"):
+            sink.sync(second)
+        with pytest.raises(SinkError, match="removed or replaced while written"):
+            sink.sync(fourth)
+        with pytest.raises(SinkError, match="removed or replaced while written"):
+            sink.sync(third)
+        fifth = sink.append(b"five\n")
+        sink.sync(fifth)
+    finally:
+        sink.close()
+    assert path.read_bytes() == b"five\n"
+
+
 @pytest.mark.parametrize("target", ["stdout", "stderr"])
 def test_sink_never_syncs_the_standard_streams(tmp_path, monkeypatch, target) -> None:
     fsync = FsyncCounter()
@@ -655,3 +684,63 @@ def test_messages_are_terminated_at_the_last_delivery(nats_server, tmp_path, eng
         # The excerpt is the payload's first 256 bytes (an invalid byte as U+FFFD).
         assert record["payload_excerpt"] == payload[:256].decode("utf-8", "replace")
         assert len(record["payload_excerpt"].encode("utf-8", "surrogateescape")) <= 256 + 2
+
+
+# -- a file system that fills up -----------------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 256 KiB tmpfs of the test's own: a disk that fills up for real (root only)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root and mount(8)")
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()})")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_file_system_that_fills_up_then_has_room(nats_server, tmp_path, engine, small_fs) -> None:
+    """The log's file system fills up half-way through the events: nothing is
+    acked that is not in the file, no partial line stays behind; once there is
+    room again (the tmpfs grown), every event is in the file exactly once."""
+    total = 200  # raw lines of 2 KiB: 400 KiB for a 256 KiB file system
+    body = b"fill-%d " + b"x" * 2000
+    publish(nats_server.url, [("events.s", body % i) for i in range(total)])
+    log = small_fs / "audit.log"
+    svc = start(
+        tmp_path, nats_server.url, engine, str(log), "--log-format=json", "--audit-max-deliver=-1"
+    )
+    try:
+        # the service's own lines still fit: the error is in the log file itself
+        full = re.compile(
+            r'"error":"cannot write to [^"]*: No space left on device".*' + FAILED_WRITE
+        )
+        wait_until(
+            lambda: log.exists() and full.search(log.read_text()),
+            15,
+            "a write finding the disk full",
+        )
+        info = consumer_info(nats_server.url)
+        text = log.read_text()
+        assert text.endswith("\n"), "a partial line stayed in the full file"
+        in_file = {e["sequence"] for e in json_events(text)}
+        assert 0 < len(in_file) < total
+        assert set(range(1, info.ack_floor.stream_seq + 1)) <= in_file, "acked, not in the file"
+        assert info.ack_floor.stream_seq < total
+        subprocess.run(["mount", "-o", "remount,size=4m", str(small_fs)], check=True)
+        wait_all_acked(nats_server.url, total, timeout=30)
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    sequences = [e["sequence"] for e in json_events(log.read_text())]
+    assert sorted(sequences) == list(range(1, total + 1))

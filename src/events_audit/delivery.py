@@ -1,6 +1,8 @@
 """Writing a batch's lines, and what its messages get for it.
 
-The lines are written (and, for a file, fsynced) in one write.  Once the
+The lines are written (and, for a file, fsynced) in one write; or, by the
+fast engine to a regular file, appended in the event loop as soon as they are
+formatted and synced later in the worker thread.  Once the
 output has shown it can be slow (a write took over a tenth of the ack wait),
 writes go to a worker thread while the event loop keeps the connection alive,
 and a write that takes longer than a third of --audit-ack-wait sends
@@ -53,6 +55,7 @@ class Delivery:
         # the next batches queue up and share one fsync, a group commit) or
         # once it has shown it can be slow; else they are done in place.
         self.slow = sink.fsync
+        self.slow_appends = False  # appends in place (appends_in_place) until slow once
         self.give_up_at = 0.0  # shutdown: a write still running then is given up
         self.hung = False  # a write was given up: the output did not take it
         self.shutdown = asyncio.get_running_loop().create_future()  # set by give_up_after
@@ -63,6 +66,14 @@ class Delivery:
         # A pipe, FIFO or terminal can block a write for ever (its reader
         # stopped): only a regular file is written in the event loop.
         return not self.slow and size <= INLINE_BYTES and self.sink.regular
+
+    @property
+    def appends_in_place(self) -> bool:
+        """A batch's lines go into the file at once, in the event loop, and
+        its fsync (if any) follows in the worker thread: the page cache takes
+        the lines while they are still in the CPU's cache (copied a few MiB
+        later, with large events, the copy cost four times as much)."""
+        return not self.slow_appends and self.sink.regular
 
     @property
     def paused(self) -> bool:
@@ -80,45 +91,81 @@ class Delivery:
             return True
         try:
             if not self.in_place(_size(lines)):
-                await self._write_in_thread(lines, keepalive, sequences)
+                await self._in_thread(
+                    functools.partial(self.sink.write, lines, sequences=sequences), keepalive
+                )
             else:
                 # A thread hand-off costs more than a write to a healthy
                 # output: write here until the output shows it can be slow.
                 started = time.monotonic()
                 self.sink.write(lines, sequences=sequences)
-                if time.monotonic() - started > self.ack_wait / 10:
-                    self.slow = True
-                    self.log.warning(
-                        "The log output is slow; writes go to a worker thread "
-                        "and batches get in-progress acks while written"
-                    )
+                self._timed(started)
         except SinkError as exc:
+            return self._failed(exc)
+        return self._written()
+
+    def append(self, lines: Buffer, sequences: tuple[int, int]) -> int | None:
+        """Append the lines to the file in the event loop: the ticket that
+        ``sync`` takes (0: no lines), or None when they were not appended
+        (the file is as before; ``write`` then tries again and reports why)."""
+        started = time.monotonic()
+        try:
+            ticket = self.sink.append(lines, sequences=sequences)
+        except SinkError:
             self._warn_moved()
-            self.counters.write_errors += 1
-            self.failures += 1
-            delay = self.nak_delay()
-            self.paused_until = time.monotonic() + delay
-            self.log.error(
-                "Failed to write log lines; the messages are NAKed and will be redelivered",
-                error=str(exc),
-                retry_in=f"{delay:g}s",
+            return None
+        self._timed(started)
+        self._warn_moved()
+        return ticket
+
+    async def sync(self, ticket: int, keepalive: Callable[[], Awaitable[int]]) -> bool:
+        """True once the lines appended as ``ticket`` are in the log output
+        (on the disk, for a fsynced file)."""
+        if not ticket:
+            return True
+        try:
+            if self.sink.fsync:
+                await self._in_thread(functools.partial(self.sink.sync, ticket), keepalive)
+            else:
+                self.sink.sync(ticket)  # nothing to wait for: was the file removed meanwhile?
+        except SinkError as exc:
+            return self._failed(exc)
+        return self._written()
+
+    def _timed(self, started: float) -> None:
+        """A write or append in the event loop took this long: once one took
+        over a tenth of the ack wait, they go to the worker thread."""
+        if time.monotonic() - started > self.ack_wait / 10:
+            self.slow = self.slow_appends = True
+            self.log.warning(
+                "The log output is slow; writes go to a worker thread "
+                "and batches get in-progress acks while written"
             )
-            return False
+
+    def _failed(self, exc: SinkError) -> bool:
+        self._warn_moved()
+        self.counters.write_errors += 1
+        self.failures += 1
+        delay = self.nak_delay()
+        self.paused_until = time.monotonic() + delay
+        self.log.error(
+            "Failed to write log lines; the messages are NAKed and will be redelivered",
+            error=str(exc),
+            retry_in=f"{delay:g}s",
+        )
+        return False
+
+    def _written(self) -> bool:
         self._warn_moved()
         if self.failures:
             self.log.info("Log output is writable again", failed_writes=self.failures)
             self.failures = 0
         return True
 
-    async def _write_in_thread(
-        self,
-        lines: Buffer | list[bytes],
-        keepalive: Callable[[], Awaitable[int]],
-        sequences: tuple[int, int],
+    async def _in_thread(
+        self, call: Callable[[], None], keepalive: Callable[[], Awaitable[int]]
     ) -> None:
-        writing = asyncio.get_running_loop().run_in_executor(
-            None, functools.partial(self.sink.write, lines, sequences=sequences)
-        )
+        writing = asyncio.get_running_loop().run_in_executor(None, call)
         while True:
             timeout = max(self.ack_wait / 3, 0.05)
             if self.give_up_at:

@@ -13,7 +13,10 @@ The fdatasync is a group commit: a write appends under one lock, then syncs
 under another, so the next batch goes into the page cache while the previous
 one's sync waits for the disk, and one sync covers every write appended before
 it started (measured alone with 1 MiB writes: 240-355 MB/s one after the
-other, 480-550 MB/s overlapped).
+other, 480-550 MB/s overlapped).  ``append`` and ``sync`` are the two halves
+of ``write``: the fast engine appends each batch as soon as it is formatted
+and syncs later; a write appended to a file that was then removed or replaced
+fails at its sync, as do the writes before a failed sync of a rotated file.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from .digest import DigestError
 
 Buffer = bytes | bytearray | memoryview
 IOV_MAX = 1024  # the smallest limit of a writev on Linux
+REMOVED = "{} was removed or replaced while written"
 
 
 class SinkError(Exception):
@@ -48,7 +52,10 @@ class Sink:
         self.sync_lock = threading.Lock()  # one fdatasync at a time; taken after lock
         self.appended = 0  # writes appended so far (tickets)
         self.synced = 0  # every write up to this ticket is on the disk
-        self.lost_through = 0  # ... and none up to this one (the old file's sync failed)
+        # ... and none up to this one: they went into a file that is gone (or
+        # whose last sync failed); lost_why says which
+        self.lost_through = 0
+        self.lost_why = ""
         self.fd = -1
         if target == "stderr":
             self.fd = sys.stderr.fileno()
@@ -123,7 +130,7 @@ class Sink:
                         self.digest.sync()
                     self.synced = self.appended
             except (OSError, DigestError):
-                self.lost_through = self.appended  # those writes fail, not ack
+                self._lose(f"cannot sync the rotated {self.target}")  # those writes fail, not ack
             finally:
                 os.close(self.fd)
                 self.fd = fd
@@ -146,16 +153,28 @@ class Sink:
         wait: float = -1,
         sequences: tuple[int, int] = (0, 0),
     ) -> None:
-        """Write everything (and fsync a file) or raise SinkError.  Several
-        buffers go out with writev, not joined first (large events: a copy
-        and a batch's worth of memory less).  Safe from several threads.
-        ``wait``: how long another write may hold the output (-1: as long as
-        it takes); the event loop's own lines must not wait for a hung one.
-        ``sequences``: the first and last stream sequence in the lines (0: none),
-        for the digest."""
+        """Write everything (and fsync a file) or raise SinkError: ``append``
+        then ``sync``.  Safe from several threads."""
+        ticket = self.append(data, wait, sequences)
+        if ticket:
+            self.sync(ticket)
+
+    def append(
+        self,
+        data: Buffer | Sequence[Buffer],
+        wait: float = -1,
+        sequences: tuple[int, int] = (0, 0),
+    ) -> int:
+        """Append the lines, not yet synced: the ticket ``sync`` takes (0 when
+        there was nothing to write), or raise SinkError.  Several buffers go
+        out with writev, not joined first (large events: a copy and a batch's
+        worth of memory less).  ``wait``: how long another write may hold the
+        output (-1: as long as it takes); the event loop's own lines must not
+        wait for a hung one.  ``sequences``: the first and last stream
+        sequence in the lines (0: none), for the digest."""
         parts = [data] if isinstance(data, Buffer) else [memoryview(p) for p in data if p]
         if not sum(len(p) for p in parts):
-            return
+            return 0
         if not self.lock.acquire(timeout=wait):
             raise SinkError(f"{self.target} is busy: a write to it does not return")
         try:
@@ -163,6 +182,8 @@ class Sink:
             if moved:  # as SIGHUP would: the lines go where the path points
                 self.reopen_requested = True
                 self.notices.append((moved, {"path": self.target}))
+                if moved != "rotated":
+                    self._lose(REMOVED.format(self.target))
             start = self._append(list(parts))
             if self.digest is not None:
                 # after the lines, before their sync: a crash in between
@@ -176,15 +197,27 @@ class Sink:
                         pass
                     raise SinkError(str(exc)) from None
             self.appended += 1
-            ticket = self.appended
+            return self.appended
         finally:
             self.lock.release()
+
+    def sync(self, ticket: int) -> None:
+        """Once this returns, the write of ``ticket`` is in the file (and on
+        the disk, when the file is fsynced), or raise SinkError."""
         if self.fsync:
             self._sync(ticket)
         if self._moved() in ("removed", "replaced"):
-            # removed while these lines were written: they are in no file;
-            # not written, so their messages come back (the next write reopens)
-            raise SinkError(f"{self.target} was removed or replaced while written")
+            with self.lock:
+                self._lose(REMOVED.format(self.target))
+        if ticket <= self.lost_through:
+            raise SinkError(self.lost_why)
+
+    def _lose(self, why: str) -> None:
+        """Every write appended so far may be in no file: removed (or
+        replaced) while written, they are not written, so their messages come
+        back (the next write reopens the path)."""
+        self.lost_through = self.appended
+        self.lost_why = why
 
     def _append(self, parts: list) -> int:
         """Write the parts; where they start in a regular file (else -1)."""
@@ -217,7 +250,7 @@ class Sink:
     def _sync(self, ticket: int) -> None:
         with self.sync_lock:
             if ticket <= self.lost_through:
-                raise SinkError(f"cannot sync the rotated {self.target}")
+                raise SinkError(self.lost_why)
             if self.synced >= ticket:
                 return  # a sync that started after this write covered it
             covers = self.appended  # every write counted here is appended
