@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from events_audit.sink import Sink, SinkError
+from events_audit.sink import LOCAL_FILE_SYSTEMS, Sink, SinkError, file_system_type
 from servers import Service, consumer_info, deliveries, publish, wait_all_acked, wait_until
 from test_service import base_args
 
@@ -540,6 +540,37 @@ def test_a_failed_reopen_writes_nothing_and_is_tried_again(tmp_path) -> None:
         sink.close()
     assert rotated.read_bytes() == b"before\n"
     assert path.read_bytes() == b"after\n"
+
+
+MOUNTINFO = """\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda rw
+98 22 0:52 / /mnt/share rw,relatime shared:40 master:2 - nfs4 server:/export rw,vers=4.2
+99 22 0:53 / /mnt/fuse rw,nosuid - fuse.sshfs host: rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("device", "kind"),
+    [
+        (os.makedev(254, 1), "ext4"),
+        (os.makedev(0, 52), "nfs4"),
+        (os.makedev(0, 53), "fuse.sshfs"),
+        (os.makedev(8, 1), ""),
+    ],
+)
+def test_file_system_type_from_mountinfo(device, kind) -> None:
+    """Appends happen in the event loop only on a local file system (a network
+    one can hang a write): the type comes from mountinfo, optional fields and all."""
+    assert file_system_type(device, MOUNTINFO) == kind
+
+
+def test_a_file_here_is_on_a_local_file_system(tmp_path) -> None:
+    sink = Sink(str(tmp_path / "audit.log"))
+    try:
+        assert file_system_type(os.fstat(sink.fd).st_dev) in LOCAL_FILE_SYSTEMS
+        assert sink.local
+    finally:
+        sink.close()
 
 
 def test_an_append_is_lost_with_a_file_removed_before_its_sync(tmp_path) -> None:

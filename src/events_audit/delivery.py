@@ -72,8 +72,9 @@ class Delivery:
         """A batch's lines go into the file at once, in the event loop, and
         its fsync (if any) follows in the worker thread: the page cache takes
         the lines while they are still in the CPU's cache (copied a few MiB
-        later, with large events, the copy cost four times as much)."""
-        return not self.slow_appends and self.sink.regular
+        later, with large events, the copy cost four times as much).  Only on
+        a local file system: a network one can hang a write."""
+        return not self.slow_appends and self.sink.local
 
     @property
     def paused(self) -> bool:

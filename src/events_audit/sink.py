@@ -33,6 +33,28 @@ from .digest import DigestError
 Buffer = bytes | bytearray | memoryview
 IOV_MAX = 1024  # the smallest limit of a writev on Linux
 REMOVED = "{} was removed or replaced while written"
+LOCAL_FILE_SYSTEMS = frozenset(
+    "ext2 ext3 ext4 xfs btrfs bcachefs f2fs jfs reiserfs zfs tmpfs ramfs overlay vfat exfat".split()
+)
+
+
+def file_system_type(device: int, mountinfo: str | None = None) -> str:
+    """The type of the file system mounted from ``device`` (an st_dev), from
+    /proc/self/mountinfo; "" when it cannot be told."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as file:
+                mountinfo = file.read()
+        except OSError:
+            return ""
+    wanted = f"{os.major(device)}:{os.minor(device)}"
+    for line in mountinfo.splitlines():
+        # id parent major:minor root mount-point options [optional...] - type source ...
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == wanted and "-" in fields[3:]:
+            after = fields[fields.index("-", 3) + 1 :]
+            return after[0] if after else ""
+    return ""
 
 
 class SinkError(Exception):
@@ -79,6 +101,9 @@ class Sink:
         st = os.fstat(fd)
         self.regular = stat.S_ISREG(st.st_mode)
         self.identity = (st.st_dev, st.st_ino)
+        # a write to a local file system returns once the page cache has the
+        # lines; one to NFS, SMB or FUSE may wait on a server that hangs
+        self.local = self.regular and file_system_type(st.st_dev) in LOCAL_FILE_SYSTEMS
 
     def _moved(self) -> str:
         """Why the open file is no longer where the lines belong ('' when it

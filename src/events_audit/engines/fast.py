@@ -65,7 +65,11 @@ MIN_REQUEST_BYTES = 64 << 10
 # written and synced as one.
 WRITES_IN_FLIGHT = 2
 OVERLAP_MIN_BYTES = 256 << 10
-OVERLAP_MIN_LINE = 2 << 10
+# Lines of at least this many bytes on average are long.  To a fsynced file
+# only batches of long lines are appended at once: short ones queued behind
+# an fsync still fit the CPU's cache, and written as one they cost fewer
+# writes (at 300 B, appended at once: 0.96x the msgs/s, 1.04x the CPU).
+LONG_LINE = 2 << 10
 # After a message too large for the requests, they stay large this long.
 LARGE_HOLD = 10.0
 # glibc's mallopt parameters
@@ -434,7 +438,12 @@ class FastEngine(Engine):
             # lines, acks, replies, subjects, count, structured, redelivered,
             # max and min sequence and last chances, as feed() gives them
             batch = _Batch(*fed[1:11], started, time.monotonic())
-            if not self.unappended and self.delivery.appends_in_place:
+            long_lines = batch.size >= LONG_LINE * count
+            if (
+                not self.unappended
+                and self.delivery.appends_in_place
+                and (long_lines or not self.delivery.sink.fsync)
+            ):
                 # into the file now, in stream order: only while every batch
                 # ahead is in it too; its sync and acks follow in the writer
                 ticket = self.delivery.append(batch.lines, (batch.min_sequence, batch.max_sequence))
@@ -478,7 +487,7 @@ class FastEngine(Engine):
                 lines = [] if batches[0].appended else [b.lines for b in batches]
                 size = sum(b.size for b in batches)
                 count = sum(b.count for b in batches)
-                overlaps = size >= max(OVERLAP_MIN_BYTES, OVERLAP_MIN_LINE * count)
+                overlaps = size >= max(OVERLAP_MIN_BYTES, LONG_LINE * count)
                 write = asyncio.ensure_future(self._write(_Batch.join(batches), lines))
                 writes.append((write, len(batches), overlaps))
                 continue
