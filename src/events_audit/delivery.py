@@ -64,8 +64,9 @@ class Delivery:
         """A write of ``size`` bytes is done in the event loop (else in the
         worker thread)."""
         # A pipe, FIFO or terminal can block a write for ever (its reader
-        # stopped): only a regular file is written in the event loop.
-        return not self.slow and size <= INLINE_BYTES and self.sink.regular
+        # stopped), and so can a network file system: only a regular file on
+        # a local one is written in the event loop.
+        return not self.slow and size <= INLINE_BYTES and self.sink.local
 
     @property
     def appends_in_place(self) -> bool:
