@@ -297,7 +297,8 @@ def deliveries_so_far(url: str) -> int:
         return 0  # not set up yet
 
 
-@pytest.mark.parametrize("max_deliver", [2, 3])
+# max_deliver 3 behaved as 2 does and cost 24 s of a suite that must stay under 15 min
+@pytest.mark.parametrize("max_deliver", [2])
 def test_a_crash_loop_loses_nothing(nats_server, tmp_path, engine, max_deliver) -> None:
     """Killed as often as --audit-max-deliver while it holds delivered messages
     (its writes block on a FIFO that is not read), then started normally: every
