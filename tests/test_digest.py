@@ -229,7 +229,7 @@ def test_a_kill_mid_run_leaves_a_chain_that_verifies(nats_server, tmp_path, engi
         url,
         "--log-level=info",
         "--log-format=json",
-        "--audit-ack-wait=5s",  # what the kill held comes back sooner
+        "--audit-ack-wait=2s",  # what the kill held comes back sooner
         f"--audit-digest={digest}",
         engine=engine,
     )

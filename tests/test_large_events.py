@@ -12,7 +12,13 @@ import time
 
 import pytest
 
-from events_audit.engines.fast import MIN_REQUEST_BYTES, PullShaper, pull_shape
+from events_audit.engines.fast import (
+    APPENDED_BUDGETS,
+    MIN_REQUEST_BYTES,
+    PullShaper,
+    may_ask,
+    pull_shape,
+)
 from events_audit.jetstream import requests_in_flight
 from proxy import TcpProxy
 from servers import NatsServer, Service, consumer_info, deliveries, publish, wait_all_acked
@@ -71,6 +77,17 @@ def test_the_shaper_learns_sizes_and_a_large_message_widens_the_requests() -> No
     assert requests == requests_in_flight(100) and request_bytes < 1 * MiB
     shaper.too_small()  # a request got nothing: a larger message waits
     assert shaper.shape()[1] >= 1 * MiB
+
+
+def test_lines_waiting_for_their_fsync_hold_the_pull_back_only_at_several_budgets() -> None:
+    budget, room = 8 * MiB, 200
+    assert may_ask(0, 0, 0, room, budget)
+    assert not may_ask(room, 0, 0, room, budget)  # a pipeline's worth waits
+    assert not may_ask(10, budget, budget, room, budget)  # a budget's worth in memory
+    # appended to the file already, waiting for the fsync: the pull goes on
+    assert may_ask(10, 0, budget, room, budget)
+    assert may_ask(10, budget - 1, APPENDED_BUDGETS * budget - 1, room, budget)
+    assert not may_ask(10, 0, APPENDED_BUDGETS * budget, room, budget)
 
 
 # -- against nats-server ---------------------------------------------------------
