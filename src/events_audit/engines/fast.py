@@ -207,6 +207,11 @@ class _Batch:
         if self.size < 0:
             self.size = len(self.lines)
 
+    @property
+    def held(self) -> int:
+        """Bytes of its lines in this process's memory (none once appended)."""
+        return 0 if self.appended else self.size
+
     @classmethod
     def join(cls, batches: list[_Batch]) -> _Batch:
         """One batch of several, all appended or none."""
@@ -479,7 +484,7 @@ class FastEngine(Engine):
             self.pending.append(batch)
             self.pending_count += count
             self.pending_bytes += batch.size
-            self.held_bytes += 0 if batch.appended else batch.size
+            self.held_bytes += batch.held
             await self._top_up()  # the next batch is asked for before this one is written
             if batch.appended and not self.delivery.sink.fsync and len(self.pending) == 1:
                 # No fsync to wait for: acked right here, no hand-off to the writer.
@@ -533,7 +538,7 @@ class FastEngine(Engine):
                     written = self.pending.popleft()
                     self.pending_count -= written.count
                     self.pending_bytes -= written.size
-                    self.held_bytes -= 0 if written.appended else written.size
+                    self.held_bytes -= written.held
                     self.unappended -= not written.appended
                 handed -= taken
                 await self._top_up()
