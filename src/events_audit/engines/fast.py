@@ -480,24 +480,34 @@ class FastEngine(Engine):
                 ticket = self.delivery.append(batch.lines, (batch.min_sequence, batch.max_sequence))
                 if ticket is not None:
                     batch.ticket, batch.appended, batch.lines = ticket, True, b""
-            self.unappended += not batch.appended
-            self.pending.append(batch)
-            self.pending_count += count
-            self.pending_bytes += batch.size
-            self.held_bytes += batch.held
+            self._enqueue(batch)
             await self._top_up()  # the next batch is asked for before this one is written
             if batch.appended and not self.delivery.sink.fsync and len(self.pending) == 1:
                 # No fsync to wait for: acked right here, no hand-off to the writer.
                 await self._write(batch)
-                self.pending.popleft()
-                self.pending_count -= count
-                self.pending_bytes -= batch.size
+                self._dequeue()
                 await self._top_up()
             else:
                 self.queued.set()
         for code, description, pending, _ in statuses:
             await self._on_status(code, description, pending)
         return other
+
+    def _enqueue(self, batch: _Batch) -> None:
+        """Queue a batch and count what it holds (the pull gate reads the counts)."""
+        self.pending.append(batch)
+        self.unappended += not batch.appended
+        self.pending_count += batch.count
+        self.pending_bytes += batch.size
+        self.held_bytes += batch.held
+
+    def _dequeue(self) -> None:
+        """The oldest batch is written and acked: forget it and its counts."""
+        batch = self.pending.popleft()
+        self.unappended -= not batch.appended
+        self.pending_count -= batch.count
+        self.pending_bytes -= batch.size
+        self.held_bytes -= batch.held
 
     async def _write_batches(self) -> None:
         """The writer: what is queued is written in one go, then acked (or
@@ -535,11 +545,7 @@ class FastEngine(Engine):
                 done, taken, _ = writes.popleft()
                 done.result()
                 for _ in range(taken):
-                    written = self.pending.popleft()
-                    self.pending_count -= written.count
-                    self.pending_bytes -= written.size
-                    self.held_bytes -= written.held
-                    self.unappended -= not written.appended
+                    self._dequeue()
                 handed -= taken
                 await self._top_up()
 
