@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+from collections import Counter
 
 import pytest
 
@@ -21,7 +22,15 @@ from events_audit.engines.fast import (
 )
 from events_audit.jetstream import requests_in_flight
 from proxy import TcpProxy
-from servers import NatsServer, Service, consumer_info, deliveries, publish, wait_all_acked
+from servers import (
+    NatsServer,
+    Service,
+    consumer_info,
+    deliveries,
+    publish,
+    wait_all_acked,
+    wait_until,
+)
 from test_service import base_args
 from test_sink_faults import SlowReader, start
 
@@ -181,3 +190,37 @@ def test_after_a_cut_connection_the_engine_asks_again_at_once(nats_server, tmp_p
         proxy.close()
     assert elapsed < 5, f"{elapsed:.1f}s to log 50 events after the reconnect"
     assert set(logged_ids(svc.output())) == set(range(total + 50))
+
+
+def test_acks_lost_with_a_dead_connection_are_sent_again(nats_server, tmp_path, engine) -> None:
+    """The path goes dead while events flow (a black hole: what is sent into
+    it is lost, acks too): after the reconnect the last acks are sent again,
+    so no event written before comes back after the ack wait to be logged
+    twice, and none is lost."""
+    proxy = TcpProxy(("127.0.0.1", nats_server.port))
+    total = 2000
+    try:
+        publish(nats_server.url, [("events.m", event(i, 4 << 10)) for i in range(total)])
+        args = base_args(
+            proxy.url,
+            "--log-format=json",
+            "--audit-nats-ping-interval=1s",  # the dead path found in ~2 s
+            "--audit-ack-wait=8s",  # well after the reconnect
+            engine=engine,
+        )
+        svc = Service(tmp_path, args).start()
+        try:
+            wait_until(lambda: len(logged_ids(svc.output())) >= 300, 20, "events logged")
+            assert proxy.black_hole() >= 1
+            svc.wait_for("Reconnected to NATS", timeout=20)
+            # (an ack lost for good keeps its message pending: back after the ack wait)
+            wait_all_acked(nats_server.url, total, timeout=60)
+            assert svc.terminate() == 0
+        finally:
+            svc.stop()
+    finally:
+        proxy.close()
+    ids = logged_ids(svc.output())
+    assert set(ids) == set(range(total))
+    twice = sorted(i for i, n in Counter(ids).items() if n > 1)
+    assert not twice, f"{len(twice)} events logged twice, e.g. {twice[:5]}"

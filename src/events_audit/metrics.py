@@ -32,6 +32,7 @@ class Counters:
     bytes_written: int = 0
     write_errors: int = 0
     reconnects: int = 0
+    acks_resent: int = 0  # acks sent again after a reconnect (RecentAcks)
     output_reopens: int = 0  # the log file was removed or replaced under the service
     dead_connections: int = 0  # closed because they carried nothing (unanswered pings)
     upstream_lost: int = 0  # events the stream lost before they were logged (upstream.py)
@@ -47,6 +48,7 @@ _HELP = {
     "bytes_written": "Bytes of log lines written",
     "write_errors": "Failed writes to the log output",
     "reconnects": "Reconnections to NATS",
+    "acks_resent": "Acks sent again after a reconnect (the last ones may have died with it)",
     "output_reopens": "Times the log file was found removed or replaced and reopened",
     "dead_connections": "Connections closed because NATS answered no pings",
     "upstream_lost": "Events removed from the stream before they were logged "

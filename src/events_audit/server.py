@@ -216,7 +216,7 @@ async def run(settings: Settings, log: Logger, sink: Sink) -> int:
         metrics.connected = True
         metrics.counters.reconnects += 1
         log.info("Reconnected to NATS", url=redact_url(str(nc.connected_url.geturl())))
-        if engine is not None and hasattr(engine, "on_reconnected"):
+        if engine is not None:
             engine.on_reconnected()
 
     nc = nats.NATS()

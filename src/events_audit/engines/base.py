@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from nats.aio.client import Client
@@ -19,6 +21,25 @@ from ..sink import Sink
 # Recreates the stream (as configured) and the consumer; given where to
 # resume, returns the new binding.
 SetUp = Callable[[Resume], Awaitable[Binding]]
+
+
+class RecentAcks:
+    """The ack frames last sent, to be sent again after a reconnect: those
+    still in the socket buffers when a connection dies die with it, and their
+    messages, although written, would come back after the ack wait and be
+    logged twice.  Acking a message again is a no-op for the server."""
+
+    LIMIT = 1 << 20  # more than the kernel's socket buffers hold; an ack is ~100 bytes
+
+    def __init__(self) -> None:
+        self.frames: deque[bytes] = deque()
+        self.size = 0
+
+    def keep(self, frames: bytes) -> None:
+        self.frames.append(frames)
+        self.size += len(frames)
+        while self.size > self.LIMIT and len(self.frames) > 1:
+            self.size -= len(self.frames.popleft())
 
 
 class Engine:
@@ -47,6 +68,18 @@ class Engine:
         self.set_up = set_up
         self.role = role  # --audit-ha=pinned: active or standby
         self.acked_through = 0  # the highest stream sequence acked
+        self.recent_acks = RecentAcks()
+
+    def on_reconnected(self) -> None:
+        asyncio.ensure_future(self.resend_acks())
+
+    async def resend_acks(self) -> None:
+        """After a reconnect: the last acks again (``RecentAcks`` says why)."""
+        frames = b"".join(self.recent_acks.frames)
+        if frames:
+            await self.nc._send_command(frames)
+            await self.nc._flush_pending()
+            self.metrics.counters.acks_resent += frames.count(b"\r\n\r\n")
 
     async def set_up_again(self) -> None:
         """The consumer (or its stream) was deleted: create it again.  The new

@@ -442,9 +442,14 @@ class FastEngine(Engine):
         await self._top_up()
 
     def on_reconnected(self) -> None:
-        """Requests die with the connection they were made on."""
+        """Requests die with the connection they were made on, and so may
+        the last acks: they are sent again (``RecentAcks``), then it asks anew."""
         self.requests.clear()
-        asyncio.ensure_future(self._top_up())
+        asyncio.ensure_future(self._after_reconnect())
+
+    async def _after_reconnect(self) -> None:
+        await self.resend_acks()
+        await self._top_up()
 
     # -- the frames ------------------------------------------------------------
 
@@ -560,6 +565,7 @@ class FastEngine(Engine):
         if written:
             await self.nc._send_command(batch.acks)  # only now: the lines are written
             await self.nc._flush_pending()
+            self.recent_acks.keep(batch.acks)
             if self.path.debug:
                 now = time.time_ns()
                 elapsed = format_duration((now - batch.started_ns) / 1e9)

@@ -147,10 +147,12 @@ class PythonEngine(Engine):
             return
         redelivered = 0
         for m in msgs:  # only now: each line is written
-            await m.ack()
+            await m.ack()  # PUB <reply> 0, as kept below
             meta = m.metadata
             self.acked_through = max(self.acked_through, meta.sequence.stream)
             redelivered += meta.num_delivered > 1
+        acks = (b"PUB %s 0\r\n\r\n" % m.reply.encode() for m in msgs if m.reply)
+        self.recent_acks.keep(b"".join(acks))
         structured = count_structured(lines, self.log.layout)
         self.metrics.batch_written(len(msgs), structured, redelivered, len(lines), arrived)
         await self.delivery.write(self.renderer.after_ack(subjects, replies, started), in_progress)
