@@ -76,10 +76,17 @@ class Engine:
     async def resend_acks(self) -> None:
         """After a reconnect: the last acks again (``RecentAcks`` says why)."""
         frames = b"".join(self.recent_acks.frames)
-        if frames:
+        if not frames:
+            return
+        try:
             await self.nc._send_command(frames)
             await self.nc._flush_pending()
-            self.metrics.counters.acks_resent += frames.count(b"\r\n\r\n")
+        except Exception as exc:  # gone again: the next reconnect sends them
+            self.log.warning(
+                "Could not send the last acks again", error=str(exc) or type(exc).__name__
+            )
+            return
+        self.metrics.counters.acks_resent += frames.count(b"\r\n\r\n")
 
     async def set_up_again(self) -> None:
         """The consumer (or its stream) was deleted: create it again.  The new
@@ -89,5 +96,7 @@ class Engine:
             raise RuntimeError("no set-up to repeat")
         old_stream = self.binding.stream_created
         self.binding = await self.set_up(Resume(old_stream, self.acked_through))
+        # the old acks name sequences that a new stream may give to events not written yet
+        self.recent_acks = RecentAcks()
         if self.binding.stream_created != old_stream:
             self.acked_through = 0  # a new stream: its sequences start again
