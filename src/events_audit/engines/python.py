@@ -9,6 +9,7 @@ import nats.errors
 from nats.js.errors import NotFoundError
 
 from ..batch import Renderer, count_structured
+from ..datapath import reply_frames
 from .base import Engine
 
 # A message's frame beyond its data, subject and reply (headers, the MSG line).
@@ -147,12 +148,14 @@ class PythonEngine(Engine):
             return
         redelivered = 0
         for m in msgs:  # only now: each line is written
-            await m.ack()  # PUB <reply> 0, as kept below
+            await m.ack()
             meta = m.metadata
             self.acked_through = max(self.acked_through, meta.sequence.stream)
             redelivered += meta.num_delivered > 1
-        acks = (b"PUB %s 0\r\n\r\n" % m.reply.encode() for m in msgs if m.reply)
-        self.recent_acks.keep(b"".join(acks))
+        # the frames m.ack() sent (PUB <reply> 0), as the fast engine builds them
+        self.recent_acks.keep(
+            reply_frames(b"".join(m.reply.encode() + b"\n" for m in msgs if m.reply), b"")
+        )
         structured = count_structured(lines, self.log.layout)
         self.metrics.batch_written(len(msgs), structured, redelivered, len(lines), arrived)
         await self.delivery.write(self.renderer.after_ack(subjects, replies, started), in_progress)
