@@ -12,13 +12,16 @@ import time
 from collections import Counter
 
 import pytest
+from nats.js.errors import NotFoundError
 
 from events_audit.engines.fast import (
     APPENDED_BUDGETS,
+    MESSAGE_BYTES_FLOOR,
     MIN_REQUEST_BYTES,
     PullShaper,
     may_ask,
     pull_shape,
+    request_batch,
 )
 from events_audit.jetstream import requests_in_flight
 from proxy import TcpProxy
@@ -82,10 +85,32 @@ def test_the_shaper_learns_sizes_and_a_large_message_widens_the_requests() -> No
     assert shaper.shape()[1] >= 1 * MiB  # nothing seen yet: room for the largest
     for _ in range(5):
         shaper.fed(100 * 300, 100)
-    requests, request_bytes = shaper.shape()
-    assert requests == requests_in_flight(100) and request_bytes < 1 * MiB
+    requests, request_bytes, count = shaper.shape()
+    assert requests == requests_in_flight(100) and request_bytes < 1 * MiB and count == 100
+    for _ in range(20):
+        shaper.fed(100 * (64 << 10), 100)
+    requests, request_bytes, count = shaper.shape()
+    assert requests == 2 and count * MESSAGE_BYTES_FLOOR >= request_bytes  # ended by bytes
     shaper.too_small()  # a request got nothing: a larger message waits
     assert shaper.shape()[1] >= 1 * MiB
+
+
+@pytest.mark.parametrize("batch", [1, 10, 100, 1000])
+@pytest.mark.parametrize("size", [100, 1 << 10, 4 << 10, 64 << 10, 1 * MiB])
+def test_a_request_ends_by_its_count_or_only_by_its_bytes(batch, size) -> None:
+    """Not by either: a request ended by its count with bytes left ends
+    twice (silently, and with 409 "Batch Completed" on nats-server 2.10 and
+    later), so which of its ends came could not be told."""
+    budget, largest = 8 * MiB, 1 * MiB + (64 << 10)
+    _, request_bytes = pull_shape(batch, budget, largest, per_message=size)
+    count = request_batch(batch, request_bytes, size)
+    if count == batch:
+        assert request_bytes >= 2 * batch * size  # its count ends it, bytes to spare
+    else:
+        assert count * MESSAGE_BYTES_FLOOR >= request_bytes  # no message is that small
+    assert request_batch(batch, request_bytes, 0.0) == batch  # sizes not known yet
+    if count > batch:
+        assert request_batch(batch, request_bytes, size, consumer_max_batch=batch + 1) == batch + 1
 
 
 def test_lines_waiting_for_their_fsync_hold_the_pull_back_only_at_several_budgets() -> None:
@@ -138,6 +163,45 @@ def test_a_slow_output_never_makes_a_slow_consumer(tmp_path, engine) -> None:
     assert "Disconnected" not in svc.output()
     assert sorted(logged_ids(reader.text())) == list(range(total))
     assert deliveries(info) == total
+
+
+@pytest.mark.parametrize(("size", "total"), [(300, 30_000), (16 << 10, 3_000)])
+def test_the_server_holds_no_more_requests_than_the_engine_counts(
+    nats_server, tmp_path, size, total
+) -> None:
+    """What the server may send this client is what its waiting requests
+    ask for, so the engine must not lose count of them.  A request ended by
+    bytes ends with a 409 status, one ended by its count (with bytes left)
+    as well since nats-server 2.10 ("Batch Completed"); counting a request
+    off by its messages and again by such a status once left the server
+    holding hundreds of requests (491 of 300 B events, 41 of 16 KiB where the
+    engine kept 5), until the connection was dropped as a slow consumer.
+    Polled while the events flow: never more than the pipeline's requests
+    and those of the start (before the size is known) together."""
+    publish(nats_server.url, [("events.w", event(i, size)) for i in range(total)])
+    args = base_args(nats_server.url, "--log-format=json", "--audit-pull-max-messages=100")
+    svc = Service(tmp_path, args + ["--audit-engine=fast"]).start()
+    budget, largest = 8 * MiB, 1 * MiB + (64 << 10)
+    bound = pull_shape(100, budget, largest)[0] + pull_shape(100, budget, largest, size + 200)[0]
+    most = 0
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                info = consumer_info(nats_server.url)
+            except NotFoundError:  # not created yet
+                continue
+            most = max(most, info.num_waiting)
+            if info.ack_floor.stream_seq >= total:
+                break
+            time.sleep(0.02)
+        wait_all_acked(nats_server.url, total)
+        assert svc.terminate() == 0
+    finally:
+        svc.stop()
+    assert most <= bound, f"the server held {most} requests (at most {bound} expected)"
+    assert "Slow Consumer" not in nats_server.log_path.read_text(errors="replace")
+    assert sorted(logged_ids(svc.output())) == list(range(total))
 
 
 def test_large_messages_among_small_ones(nats_server, tmp_path, engine) -> None:

@@ -79,6 +79,14 @@ LONG_LINE = 2 << 10
 APPENDED_BUDGETS = 4
 # After a message too large for the requests, they stay large this long.
 LARGE_HOLD = 10.0
+# Requests whose max_bytes, not their message count, would end them (less
+# than twice a batch's bytes) ask for this many messages per byte: no
+# message is this small (its subject and ack reply alone are longer), so
+# such a request ends only by bytes or by expiry, always with a status that
+# says so, on any server version.
+MESSAGE_BYTES_FLOOR = 16
+# A request is surely gone at the server this long after it expired there.
+EXPIRY_MARGIN = 1.0
 # glibc's mallopt parameters
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 # Pull requests a standby (--audit-ha=pinned) keeps at the server.
@@ -130,12 +138,32 @@ def pull_shape(
     return requests, request_bytes
 
 
+def request_batch(
+    batch: int, request_bytes: int, per_message: float = 0.0, consumer_max_batch: int = 0
+) -> int:
+    """The message count of each request: ``batch`` while it ends the
+    request (small events); else so many that only ``request_bytes`` (or
+    the expiry) can end it (see MESSAGE_BYTES_FLOOR)."""
+    if per_message <= 0 or request_bytes >= 2 * batch * per_message:
+        return batch
+    count = max(batch, -(-request_bytes // MESSAGE_BYTES_FLOOR))
+    return min(count, consumer_max_batch) if consumer_max_batch else count
+
+
 class PullShaper:
     """Follows the size of the messages and shapes the requests after it."""
 
-    def __init__(self, batch: int, budget: int, largest: int, consumer_max_bytes: int) -> None:
+    def __init__(
+        self,
+        batch: int,
+        budget: int,
+        largest: int,
+        consumer_max_bytes: int,
+        consumer_max_batch: int = 0,
+    ) -> None:
         self.batch, self.budget, self.largest = batch, budget, largest
         self.consumer_max_bytes = consumer_max_bytes
+        self.consumer_max_batch = consumer_max_batch
         self.per_message = 0.0  # bytes per message, a moving average; 0 unknown
         self.large_until = 0.0  # a too large message was seen: large requests
         self.unseen = 0  # bytes read since the last chunk with messages
@@ -152,15 +180,14 @@ class PullShaper:
         larger than the requests waits."""
         self.large_until = time.monotonic() + LARGE_HOLD
 
-    def shape(self) -> tuple[int, int]:
-        large = time.monotonic() < self.large_until
-        return pull_shape(
-            self.batch,
-            self.budget,
-            self.largest,
-            0.0 if large else self.per_message,
-            self.consumer_max_bytes,
+    def shape(self) -> tuple[int, int, int]:
+        """(requests kept at the server, max_bytes and message count of each)."""
+        per_message = 0.0 if time.monotonic() < self.large_until else self.per_message
+        requests, request_bytes = pull_shape(
+            self.batch, self.budget, self.largest, per_message, self.consumer_max_bytes
         )
+        count = request_batch(self.batch, request_bytes, per_message, self.consumer_max_batch)
+        return requests, request_bytes, count
 
 
 def keep_freed_buffers() -> None:
@@ -176,6 +203,19 @@ def keep_freed_buffers() -> None:
         return
     mallopt(M_MMAP_THRESHOLD, 32 << 20)
     mallopt(M_TRIM_THRESHOLD, 64 << 20)
+
+
+def ends_are_told(nc: Client) -> bool:
+    """Whether the server tells every end of a request with max_bytes: since
+    nats-server 2.10 one ended by its count sends 409 "Batch Completed" (an
+    unknown version is taken to be recent).  Before, such a request ended
+    silently and is counted off by its messages instead, a guess: the server
+    fills its requests round robin."""
+    version = nc.connected_server_version
+    try:
+        return not version.major or (version.major, version.minor) >= (2, 10)
+    except (TypeError, ValueError, AttributeError):
+        return True
 
 
 def supported(nc: Client) -> bool:
@@ -236,6 +276,17 @@ class _Batch:
         )
 
 
+@dataclass(eq=False)
+class _Request:
+    """A pull request the server is taken to hold."""
+
+    owed: int  # messages it still owes, as counted off (_owe_less)
+    expires: float  # when it expires at the server (monotonic)
+    pinned: bool  # it carries the pin id (--audit-ha=pinned)
+    count: int  # the messages it asked for
+    by_count: bool  # its count ends it (else its max_bytes or its expiry)
+
+
 class _Tap:
     """Stands in for nats-py's parser; see the module doc."""
 
@@ -280,16 +331,21 @@ class FastEngine(Engine):
         self.largest = max_payload + FRAME_MARGIN
         self.budget = settings.audit_pull_max_bytes
         self.shaper = PullShaper(
-            self.batch, self.budget, self.largest, binding.max_request_max_bytes
+            self.batch,
+            self.budget,
+            self.largest,
+            binding.max_request_max_bytes,
+            binding.max_request_batch,
         )
-        self.inflight, self.request_bytes = self.shaper.shape()
+        self.inflight, self.request_bytes, self.request_count = self.shaper.shape()
+        self.ends_told = ends_are_told(self.nc)
         # The server beats when a request idles this long; it must be at most
         # half the request's life.
         self.heartbeat = min(max(self.expires * 0.4, 0.05), 5.0)
         prefix = getattr(self.js, "_prefix", "$JS.API")
         self.next_subject = f"{prefix}.CONSUMER.MSG.NEXT.{binding.stream}.{binding.durable}"
-        # [messages still owed, expiry, carries a pin id]
-        self.requests: deque[list] = deque()
+        # oldest first: what the server is taken to hold (not less than it does)
+        self.requests: deque[_Request] = deque()
         self.last_activity = time.monotonic()  # a message or a status: the pull is alive
         self.stopping = False
         self.paused_until = 0.0  # after a refusal, ask again only after this
@@ -311,11 +367,11 @@ class FastEngine(Engine):
         """The body of every pull request (the same until the consumer or the
         shape changes)."""
         pin_id = self.role.pin_id if self.role is not None else ""
-        shape = (self.binding, self.request_bytes, pin_id)
+        shape = (self.binding, self.request_bytes, self.request_count, pin_id)
         if self._payload_for == shape:
             return self._payload
         request = {
-            "batch": self.batch,
+            "batch": self.request_count,
             "expires": int(self.expires * 1e9),
             "idle_heartbeat": int(self.heartbeat * 1e9),
             "max_bytes": self.request_bytes,
@@ -330,9 +386,12 @@ class FastEngine(Engine):
 
     async def _top_up(self) -> None:
         """Keep ``inflight`` requests at the server."""
-        if time.monotonic() < self.paused_until or self.delivery.paused:
+        now = time.monotonic()
+        while self.requests and self.requests[0].expires + EXPIRY_MARGIN < now:
+            self.requests.popleft()  # expired at the server, yet no status came
+        if now < self.paused_until or self.delivery.paused:
             return
-        self.inflight, self.request_bytes = self.shaper.shape()
+        self.inflight, self.request_bytes, self.request_count = self.shaper.shape()
         if self.role is not None and not self.role.active:
             # A standby's pulls get nothing until one of them is pinned;
             # then the pipeline is filled with pulls carrying the pin.
@@ -346,24 +405,38 @@ class FastEngine(Engine):
         ):
             return  # the writer is behind: a pipeline's worth is waiting already
         pinned = self.role is not None and self.role.active
+        count = self.request_count
         while len(self.requests) < self.inflight and not self.stopping:
-            self.requests.append([self.batch, time.monotonic() + self.expires, pinned])
+            expires = time.monotonic() + self.expires
+            by_count = count == self.batch and not self.ends_told
+            self.requests.append(_Request(count, expires, pinned, count, by_count))
             await self.nc.publish(self.next_subject, self._request_payload(), reply=self.inbox)
 
     def _owe_less(self, count: int) -> None:
-        # The server fills waiting requests round robin, so which request a
-        # message used is unknown; what counts is the total still owed.
-        while count and self.requests:
-            head = self.requests[0]
-            taken = min(count, int(head[0]))
-            head[0] -= taken
+        """Count delivered messages off the requests their count ends, the
+        oldest first.  The server fills waiting requests round robin, so
+        which request a message used is unknown; what counts is the total
+        still owed.  The others wait for the status that ends them."""
+        for request in [r for r in self.requests if r.by_count]:
+            if not count:
+                return
+            taken = min(count, request.owed)
+            request.owed -= taken
             count -= taken
-            if head[0] <= 0:
-                self.requests.popleft()
+            if not request.owed:
+                self.requests.remove(request)
 
-    async def _on_status(self, code: int, description: str, pending: int) -> None:
+    async def _on_status(
+        self, code: int, description: str, pending: int, pending_bytes: int = 0
+    ) -> None:
         if code == 100:
             return  # idle heartbeat: the request is alive
+        if code == 409 and description == "Batch Completed":
+            # its count ended it, with bytes left (counted off already if
+            # the server is too old to say so: then this never comes)
+            self._end_request(used_up=True)
+            await self._top_up()
+            return
         if code == 423 and self.role is not None:
             # (Nats-Pin-Id mismatch, Nats-Wrong-Pin-Id) a pull with our pin
             # id: the pin is another's now (or forgotten by a new leader)
@@ -371,13 +444,16 @@ class FastEngine(Engine):
             self.role.lost(description)
             await self._top_up()
             return
-        self._end_request()  # any other status ends the oldest request
+        self._end_request(pending=pending)  # any other status ends a request
         if code in (404, 408):
             pass  # no (more) messages before it expired
         elif code == 409 and description in ENDED_BY_BYTES:
             # Its max_bytes are used up.  When it got nothing, the next message
             # is larger than the requests: ask with room for the largest.
-            if pending >= self.batch and self.request_bytes < self.largest:
+            got_nothing = (
+                pending_bytes >= self.request_bytes if pending_bytes else pending >= self.batch
+            )
+            if got_nothing and self.request_bytes < self.largest:
                 if self.binding.max_request_max_bytes and (
                     self.request_bytes >= self.binding.max_request_max_bytes
                 ):
@@ -408,14 +484,36 @@ class FastEngine(Engine):
             self._pause(1.0)  # no tight loop on a refusal
         await self._top_up()
 
-    def _end_request(self, pinned: bool = False) -> None:
-        """Forget the oldest request (the oldest carrying a pin id)."""
-        for index, request in enumerate(self.requests):
-            if request[2] or not pinned:
-                del self.requests[index]
+    def _end_request(self, pinned: bool = False, pending: int = 0, used_up: bool = False) -> None:
+        """Forget the request a status ended: the oldest (carrying a pin id,
+        if ``pinned``).  A status that says how many messages the request
+        still owed (``pending``; 0: not said) tells which kind it was: of
+        those that can owe that many, the one that got the fewest; with
+        none, it was counted off as done already, and nothing more is.
+        ``used_up``: its count ended it, so it was one of the smallest."""
+        candidates = [r for r in self.requests if r.pinned or not pinned] or list(self.requests)
+        if used_up and candidates:
+            ended = min(candidates, key=lambda r: r.count)  # the oldest of equals
+        elif pending:
+            candidates = [r for r in candidates if r.count >= pending]
+            if not candidates:
                 return
-        if self.requests:
-            self.requests.popleft()
+            ended = min(candidates, key=lambda r: r.count - pending)  # the oldest of equals
+        elif candidates:
+            ended = candidates[0]
+        else:
+            return
+        self.requests.remove(ended)
+        if pending and ended.by_count and ended.owed != pending:
+            # Counted off the oldest first, this one was taken to owe
+            # ``owed``: the others owe the difference.
+            if ended.owed < pending:
+                self._owe_less(pending - ended.owed)
+            else:
+                for request in self.requests:
+                    if request.by_count:
+                        request.owed += ended.owed - pending
+                        break
 
     def _pause(self, seconds: float) -> None:
         self.paused_until = max(self.paused_until, time.monotonic() + seconds)
@@ -445,6 +543,7 @@ class FastEngine(Engine):
         """Requests die with the connection they were made on, and so may
         the last acks: they are sent again (``RecentAcks``), then it asks anew."""
         self.requests.clear()
+        self.ends_told = ends_are_told(self.nc)
         asyncio.ensure_future(self._after_reconnect())
 
     async def _after_reconnect(self) -> None:
@@ -494,8 +593,8 @@ class FastEngine(Engine):
                 await self._top_up()
             else:
                 self.queued.set()
-        for code, description, pending, _ in statuses:
-            await self._on_status(code, description, pending)
+        for code, description, pending, pending_bytes in statuses:
+            await self._on_status(code, description, pending, pending_bytes)
         return other
 
     def _enqueue(self, batch: _Batch) -> None:
@@ -684,7 +783,7 @@ class FastEngine(Engine):
         deadline = time.monotonic() + self.expires + 1.0
         while self.requests and self.nc.is_connected and time.monotonic() < deadline:
             now = time.monotonic()
-            while self.requests and self.requests[0][1] + 0.2 < now:
+            while self.requests and self.requests[0].expires + 0.2 < now:
                 self.requests.popleft()  # expired at the server by now
             await asyncio.sleep(0.02)
         await self._drain()
