@@ -444,7 +444,7 @@ class FastEngine(Engine):
             self.role.lost(description)
             await self._top_up()
             return
-        self._end_request(pending=pending)  # any other status ends a request
+        self._end_request(pending=pending, expired=code == 408)  # any other status ends one
         if code in (404, 408):
             pass  # no (more) messages before it expired
         elif code == 409 and description in ENDED_BY_BYTES:
@@ -484,15 +484,25 @@ class FastEngine(Engine):
             self._pause(1.0)  # no tight loop on a refusal
         await self._top_up()
 
-    def _end_request(self, pinned: bool = False, pending: int = 0, used_up: bool = False) -> None:
+    def _end_request(
+        self, pinned: bool = False, pending: int = 0, used_up: bool = False, expired: bool = False
+    ) -> None:
         """Forget the request a status ended: the oldest (carrying a pin id,
         if ``pinned``).  A status that says how many messages the request
         still owed (``pending``; 0: not said) tells which kind it was: of
-        those that can owe that many, the one that got the fewest; with
-        none, it was counted off as done already, and nothing more is.
-        ``used_up``: its count ended it, so it was one of the smallest."""
+        those that can owe that many, the one that got the fewest.
+        ``used_up``: its count ended it, so it asked for a batch (or the
+        consumer's max_batch); ``expired``: it was among those expired by
+        now.  With none such, it was forgotten already, and no other is."""
         candidates = [r for r in self.requests if r.pinned or not pinned] or list(self.requests)
-        if used_up and candidates:
+        if expired:
+            now = time.monotonic()
+            candidates = [r for r in candidates if r.expires <= now]
+        if used_up:
+            limit = max(self.batch, self.binding.max_request_batch)
+            candidates = [r for r in candidates if r.count <= limit]
+            if not candidates:
+                return
             ended = min(candidates, key=lambda r: r.count)  # the oldest of equals
         elif pending:
             candidates = [r for r in candidates if r.count >= pending]
