@@ -156,7 +156,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .digest import DigestError, writer_for
 
         digest = writer_for(settings) if settings.audit == "nats" else None
-        sink = Sink(settings.log_output, fsync=settings.log_fsync == "batch", digest=digest)
+        sink = Sink(
+            settings.log_output,
+            fsync=settings.log_fsync == "batch",
+            digest=digest,
+            cached_tail=settings.log_page_cache,
+        )
     except (SinkError, DigestError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
@@ -225,6 +230,7 @@ REPLAY_SETTINGS = CONNECTION_SETTINGS + (
     "log-output",
     "log-format",
     "log-fsync",
+    "log-page-cache",
 )
 
 

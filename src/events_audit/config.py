@@ -205,6 +205,18 @@ def _positive(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return checked
 
 
+def _page_cache(text: str) -> int:
+    """--log-page-cache: a byte size, or -1 for no limit."""
+    if text.strip() == "-1":
+        return -1
+    try:
+        return parse_size(text)
+    except ValueError:
+        raise ValueError(
+            f"invalid byte size {text!r} (an integer, optionally with KB, MB, GB, TB; -1: no limit)"
+        ) from None
+
+
 def _max_deliver(text: str) -> int:
     value = parse_int(text)
     if value == 0 or value < -1:
@@ -615,6 +627,15 @@ OPTIONS: tuple[Option, ...] = (
         "with a file --log-output: fsync each batch before acking it (batch) or not (never)",
     ),
     _opt(
+        "log-page-cache",
+        16 << 20,
+        _page_cache,
+        "Logging",
+        "with --log-fsync=batch: how much of the log file's end stays in the page cache;"
+        " lines synced further back are dropped from it (-1: the kernel keeps them all)",
+        "size",
+    ),
+    _opt(
         "log-shutdown-timeout",
         5.0,
         _positive(parse_duration),
@@ -734,6 +755,7 @@ class Settings:
     config: str
     stats_interval: float
     log_fsync: str
+    log_page_cache: int
     log_shutdown_timeout: float
     audit_nats_creds: str
     audit_nats_nkey: str

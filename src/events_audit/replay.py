@@ -225,7 +225,11 @@ def main(argv: list[str]) -> int:
             print("events-audit replay: the report names no gap to replay", file=sys.stderr)
             return EXIT_DONE
     try:
-        sink = Sink(settings.log_output, fsync=settings.log_fsync == "batch")
+        sink = Sink(
+            settings.log_output,
+            fsync=settings.log_fsync == "batch",
+            cached_tail=settings.log_page_cache,
+        )
     except SinkError as exc:
         raise ConfigError(str(exc)) from None
     try:
