@@ -631,8 +631,8 @@ OPTIONS: tuple[Option, ...] = (
         16 << 20,
         _page_cache,
         "Logging",
-        "with --log-fsync=batch: how much of the log file's end stays in the page cache;"
-        " lines synced further back are dropped from it (-1: the kernel keeps them all)",
+        "how much of the log file's end stays in the page cache; lines further back"
+        " are dropped from it once on the disk (-1: the kernel keeps them all)",
         "size",
     ),
     _opt(

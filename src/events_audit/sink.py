@@ -18,8 +18,9 @@ of ``write``: the fast engine appends each batch as soon as it is formatted
 and syncs later; a write appended to a file that was then removed or replaced
 fails at its sync, as do the writes before a failed sync of a rotated file.
 
-Lines once synced are dropped from the page cache behind the last
-``cached_tail`` bytes of the file (``--log-page-cache``): the service writes
+Lines on the disk are dropped from the page cache behind the last
+``cached_tail`` bytes of the file (``--log-page-cache``; without fsync, the
+drop sends them to the disk first and a later one drops them): the service writes
 them once and never reads them back, and the kernel would otherwise keep
 every one in memory (charged to a container's memory limit) and take fresh
 pages for each new line.  Recycling the same pages cut the kernel's cost of a
@@ -48,6 +49,7 @@ REMOVED = "{} was removed or replaced while written"
 # the last one's end.
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 DROP_REACH = 8 << 20
+DROP_STEP = 1 << 20  # a drop walks DROP_REACH of the cache: not for every small write
 LOCAL_FILE_SYSTEMS = frozenset(
     "ext2 ext3 ext4 xfs btrfs bcachefs f2fs jfs reiserfs zfs tmpfs ramfs overlay vfat exfat".split()
 )
@@ -257,6 +259,11 @@ class Sink:
         the disk, when the file is fsynced), or raise SinkError."""
         if self.fsync:
             self._sync(ticket)
+        elif self.regular:
+            # --log-fsync=never: the lines are dirty; the drop starts their
+            # writeback and a later one (reaching back) drops them
+            with self.sync_lock:
+                self._drop_cached(self.end)
         if self._moved() in ("removed", "replaced"):
             with self.lock:
                 self._lose(REMOVED.format(self.target))
@@ -322,12 +329,13 @@ class Sink:
             self._drop_cached(end)
 
     def _drop_cached(self, synced_end: int) -> None:
-        """Drop the synced pages further than cached_tail from the file's end
-        (clean now, so nothing is written).  Advisory: an error changes nothing."""
+        """Drop the pages further than cached_tail from the file's end: those
+        synced are clean, so nothing is written; dirty ones (no fsync) are
+        only sent to the disk.  Advisory: an error changes nothing."""
         if self.cached_tail < 0:
             return
         upto = (synced_end - self.cached_tail) // PAGE * PAGE
-        if upto <= self.uncached:
+        if upto < self.uncached + DROP_STEP:
             return
         start = max(0, self.uncached - DROP_REACH)
         try:
