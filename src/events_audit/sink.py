@@ -259,9 +259,11 @@ class Sink:
         the disk, when the file is fsynced), or raise SinkError."""
         if self.fsync:
             self._sync(ticket)
-        elif self.regular:
+        elif self.local:
             # --log-fsync=never: the lines are dirty; the drop starts their
-            # writeback and a later one (reaching back) drops them
+            # writeback and a later one (reaching back) drops them (not on
+            # NFS or FUSE: this may run in the event loop, and starting a
+            # write there may wait on a server)
             with self.sync_lock:
                 self._drop_cached(self.end)
         if self._moved() in ("removed", "replaced"):
