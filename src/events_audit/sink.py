@@ -87,8 +87,8 @@ class Sink:
         cached_tail: int = -1,
     ) -> None:
         """``digest``: a ``digest.DigestWriter`` told of every write (--audit-digest).
-        ``cached_tail``: synced lines further than this from the end of a
-        fsynced file are dropped from the page cache (-1: never)."""
+        ``cached_tail``: lines further than this from the end of a file on a
+        local disk are dropped from the page cache once on it (-1: never)."""
         self.target = target
         self.cached_tail = cached_tail
         self.owns_fd = target not in ("stderr", "stdout")
@@ -104,7 +104,6 @@ class Sink:
         # whose last sync failed); lost_why says which
         self.lost_through = 0
         self.lost_why = ""
-        self.end = 0  # where the last append to a regular file ended
         self.fd = -1
         if target == "stderr":
             self.fd = sys.stderr.fileno()
@@ -129,6 +128,7 @@ class Sink:
         self.regular = stat.S_ISREG(st.st_mode)
         self.identity = (st.st_dev, st.st_ino)
         self.uncached = 0  # pages before this offset were dropped from the cache
+        self.end = st.st_size  # where the next append starts (a reopened file's own)
         # a write to a local file system returns once the page cache has the
         # lines; one to NFS, SMB or FUSE may wait on a server that hangs
         self.local = self.regular and file_system_type(st.st_dev) in LOCAL_FILE_SYSTEMS
