@@ -15,7 +15,10 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
+from events_audit.logs import Logger
+from events_audit.metrics import Metrics
 from events_audit.sink import Sink, SinkError
+from events_audit.upstream import UpstreamWatch
 from proxy import TcpProxy
 from servers import Service, consumer_info, publish, run_async, wait_all_acked, wait_until
 from test_sink_faults import json_events, start
@@ -613,3 +616,51 @@ def test_a_rotation_with_a_new_file_is_followed_without_a_warning(tmp_path) -> N
     )
     assert notices == [("rotated", {"path": str(path)})]
     assert rotated.read_bytes() == b"one\n" and path.read_bytes() == b"two\n"
+
+
+def test_events_logged_by_another_instance_while_starting_are_not_a_stream_gone_back(
+    nats_server,
+) -> None:
+    """The stream is read, then another instance logs events published since,
+    then the consumer is read: its ack floor is past the stream's last
+    sequence as read, and the stream did not go back (once in a full run)."""
+
+    async def scenario() -> list[bytes]:
+        nc = await nats.connect(nats_server.url)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(name="EVENTS", subjects=["events.>"])
+            sub = await js.pull_subscribe("events.>", durable="audit", stream="EVENTS")
+
+            async def log_more(count: int) -> None:  # as another instance would
+                for i in range(count):
+                    await js.publish("events.u", b"%d" % i)
+                for msg in await sub.fetch(count, timeout=5):
+                    await msg.ack_sync()
+
+            await log_more(10)
+
+            class AnotherInstanceBetween:  # the real server, with a step between its two reads
+                async def stream_info(self, name):
+                    return await js.stream_info(name)
+
+                async def consumer_info(self, stream, durable):
+                    await log_more(5)
+                    return await js.consumer_info(stream, durable)
+
+            lines: list[bytes] = []
+            watch = UpstreamWatch(
+                AnotherInstanceBetween(),
+                "EVENTS",
+                "audit",
+                "events.>",
+                Logger(lines.append),
+                Metrics(),
+            )
+            await watch.check()
+            assert (await js.consumer_info("EVENTS", "audit")).ack_floor.stream_seq == 15
+            return lines
+        finally:
+            await nc.close()
+
+    assert run_async(scenario()) == []

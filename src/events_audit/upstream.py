@@ -84,7 +84,12 @@ class UpstreamWatch:
         before, self.seen = self.seen, now
         if before is None:  # at start: against what the consumer had logged
             if now.acked and now.acked > now.last:
-                self._went_back(now.acked, now.last, "restored or rolled back")
+                # Another instance may have logged events published after the
+                # stream was read: read again, after the consumer, the stream
+                # holds them unless it really went back.
+                last = (await self.js.stream_info(self.stream)).state.last_seq
+                if now.acked > last:
+                    self._went_back(now.acked, last, "restored or rolled back")
             elif now.acked and state.first_seq - 1 > now.acked:
                 self._removed(now.acked + 1, state.first_seq - 1, stream)
             return
