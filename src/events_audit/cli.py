@@ -156,12 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .digest import DigestError, writer_for
 
         digest = writer_for(settings) if settings.audit == "nats" else None
-        sink = Sink(
-            settings.log_output,
-            fsync=settings.log_fsync == "batch",
-            digest=digest,
-            cached_tail=settings.log_page_cache,
-        )
+        sink = Sink.from_settings(settings, digest)
     except (SinkError, DigestError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2

@@ -211,10 +211,8 @@ def _page_cache(text: str) -> int:
         return -1
     try:
         return parse_size(text)
-    except ValueError:
-        raise ValueError(
-            f"invalid byte size {text!r} (an integer, optionally with KB, MB, GB, TB; -1: no limit)"
-        ) from None
+    except ValueError as exc:
+        raise ValueError(f"{exc}; or -1: no limit") from None
 
 
 def _max_deliver(text: str) -> int:

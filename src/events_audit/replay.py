@@ -225,11 +225,7 @@ def main(argv: list[str]) -> int:
             print("events-audit replay: the report names no gap to replay", file=sys.stderr)
             return EXIT_DONE
     try:
-        sink = Sink(
-            settings.log_output,
-            fsync=settings.log_fsync == "batch",
-            cached_tail=settings.log_page_cache,
-        )
+        sink = Sink.from_settings(settings)
     except SinkError as exc:
         raise ConfigError(str(exc)) from None
     try:

@@ -31,6 +31,7 @@ shippers that follow the file closely still find its end in the cache.
 
 from __future__ import annotations
 
+import mmap
 import os
 import stat
 import sys
@@ -47,7 +48,7 @@ REMOVED = "{} was removed or replaced while written"
 # keeps file data in blocks of up to 2 MiB on x86-64) only one wholly inside
 # the range: each drop reaches this far back, over the folio that straddled
 # the last one's end.
-PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+PAGE = mmap.PAGESIZE
 DROP_REACH = 8 << 20
 DROP_STEP = 1 << 20  # a drop walks DROP_REACH of the cache: not for every small write
 LOCAL_FILE_SYSTEMS = frozenset(
@@ -79,6 +80,16 @@ class SinkError(Exception):
 
 
 class Sink:
+    @classmethod
+    def from_settings(cls, settings: Any, digest: Any = None) -> Sink:
+        """The log output the settings name (--log-output, --log-fsync, --log-page-cache)."""
+        return cls(
+            settings.log_output,
+            fsync=settings.log_fsync == "batch",
+            digest=digest,
+            cached_tail=settings.log_page_cache,
+        )
+
     def __init__(
         self,
         target: str = "stderr",
