@@ -26,7 +26,7 @@ BENCH_COLUMNS ?= min,median,mean,ops,rounds
 
 .DEFAULT_GOAL := help
 include packaging/packaging.mk
-.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-e2e bench-sizes lint golden clean distclean FORCE fuzz
+.PHONY: help venv build test run nats-stop bench bench-save bench-check bench-compare bench-e2e bench-sizes lint golden clean distclean FORCE fuzz
 
 help: ## List the targets
 	@echo "usage: make <target>   (PYTHON=$(PYTHON), venv in $(VENV))"
@@ -96,6 +96,15 @@ bench-save: build ## Record the baseline ratios (bench/baseline/ratios.json) for
 
 bench-check: build ## Benchmark ratios vs the baseline; fails when one grows > BENCH_FAIL (40%)
 	$(BENCH_GATE) check --baseline $(BENCH_BASELINE) --fail $(BENCH_FAIL) -- $(BENCH_ARGS)
+
+# bench-compare needs no baseline: the base commit (BENCH_BASE, default HEAD,
+# e.g. BENCH_BASE=origin/main for a branch) is built in a git worktree under
+# .benchmarks/ and the working tree's benchmarks run against both builds in
+# BENCH_ROUNDS interleaved rounds; it fails when one is BENCH_FAIL slower.
+BENCH_BASE ?= HEAD
+BENCH_ROUNDS ?= 3
+bench-compare: build ## Benchmarks of the working tree vs BENCH_BASE (default HEAD) side by side; fails > BENCH_FAIL
+	$(BENCH_GATE) compare --base $(BENCH_BASE) --rounds $(BENCH_ROUNDS) --fail $(BENCH_FAIL) -- $(BENCH_ARGS)
 
 bench-e2e: build ## End-to-end: real nats-server, preloaded stream, both engines and formats
 	env -u EVENTS_AUDIT_NO_EXTENSIONS $(VPY) bench/e2e.py $(E2E_ARGS)

@@ -21,10 +21,17 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
+
+import events_audit
+
+# where the benchmarked code was imported from: gate.py compare checks that
+# the base's runs measured the base's build, not the working tree's
+PACKAGE = str(Path(events_audit.__file__).resolve().parent)
 
 # Bump when calibrate() changes: ratios recorded against another workload do not compare.
 CALIBRATION_ID = "json-roundtrip+pyscan/1"
@@ -132,6 +139,7 @@ def benchmark(benchmark: BenchmarkFixture) -> Iterator[BenchmarkFixture]:
     if benchmark.disabled:
         yield benchmark
         return
+    benchmark.extra_info["package"] = PACKAGE
     before = _calibration_samples()
     yield benchmark
     if benchmark.stats is None:  # the test did not get to benchmark anything

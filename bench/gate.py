@@ -11,6 +11,15 @@ passes, so one burst of noise does not fail the gate, and a real slowdown does.
 
     python bench/gate.py check [--baseline PATH] [--fail 40%] [-- PYTEST_OPTIONS]
     python bench/gate.py save  [--baseline PATH] [-- PYTEST_OPTIONS]
+    python bench/gate.py compare [--base REV] [--rounds 3] [--fail 40%] [-- PYTEST_OPTIONS]
+
+``compare`` needs no recorded baseline and holds on any machine by
+construction: it checks the base commit out in a git worktree under
+.benchmarks/, builds its extensions there, and runs the working tree's
+benchmarks against both builds in interleaved rounds (base, tree; tree, base;
+...).  Per round it takes each benchmark's ratio tree / base (both already
+divided by their calibration), and fails when the median over the rounds is
+slower than the threshold.  BENCH_SLOWDOWN applies to the tree's runs only.
 
 Output: one line per regression and one summary line; pytest's own output goes
 to .benchmarks/gate.log.  Exit status: 0 pass, 1 regression, 2 bad input (a
@@ -25,6 +34,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +49,8 @@ DEFAULT_BASELINE = Path("bench/baseline/ratios.json")
 LOG = Path(".benchmarks/gate.log")
 FORMAT = "events-audit-bench-ratios/1"
 DEFAULT_FAIL = "40%"
+BASE_TREES = Path(".benchmarks")  # compare: base-<commit> worktrees, kept for the next run
+DEFAULT_ROUNDS = 3
 MAX_PASSES = 3  # check: a suspect is re-measured until 2 passes agree
 SAVE_PASSES = 3  # save: the median of 3 passes, so one noisy pass does not skew the baseline
 
@@ -200,18 +212,35 @@ def compare(
     if note:
         extra.append(note)
     tail = f"; {'; '.join(extra)}" if extra else ""
-    if failed:
-        lines.append(
-            f"bench-check: FAIL: {len(failed)} of {len(common)} benchmarks slower than "
-            f"{limit} of their baseline ratio{tail}"
+    return verdict("check", lines, changes, limit, "of their baseline ratio", tail)
+
+
+def verdict(
+    command: str,
+    regressions: list[str],
+    changes: Mapping[str, float],
+    limit: str,
+    against: str,
+    tail: str,
+) -> Report:
+    """The regression lines and one summary line (``changes``: name -> slowdown)."""
+    if regressions:
+        return Report(
+            1,
+            [
+                *regressions,
+                f"bench-{command}: FAIL: {len(regressions)} of {len(changes)} benchmarks "
+                f"slower than {limit} {against}{tail}",
+            ],
         )
-        return Report(1, lines)
-    worst = max(common, key=lambda n: changes[n])
-    lines.append(
-        f"bench-check: PASS: {len(common)} benchmarks within {limit} of their baseline ratio "
-        f"(worst {changes[worst] * 100:+.1f}% {worst}){tail}"
+    worst = max(changes, key=lambda n: changes[n])
+    return Report(
+        0,
+        [
+            f"bench-{command}: PASS: {len(changes)} benchmarks within {limit} {against} "
+            f"(worst {changes[worst] * 100:+.1f}% {worst}){tail}"
+        ],
     )
-    return Report(0, lines)
 
 
 def _failure_reason(log_text: str) -> str:
@@ -227,8 +256,12 @@ def _failure_reason(log_text: str) -> str:
 _log_started = False  # the first run of a gate invocation starts a fresh LOG
 
 
-def run_suite(targets: Sequence[str], pytest_args: Sequence[str]) -> dict[str, Any]:
-    """One pytest-benchmark run; its JSON (pytest's output is appended to LOG)."""
+def run_suite(
+    targets: Sequence[str], pytest_args: Sequence[str], env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """One pytest-benchmark run; its JSON (pytest's output is appended to LOG).
+
+    ``env``: variables set (or, given as "", unset) for this run only."""
     global _log_started
     log = ROOT / LOG
     log.parent.mkdir(exist_ok=True)
@@ -245,11 +278,23 @@ def run_suite(targets: Sequence[str], pytest_args: Sequence[str]) -> dict[str, A
             "-p",
             "no:cacheprovider",
         ]
+        run_env = dict(os.environ)
+        for name, value in (env or {}).items():
+            if value:
+                run_env[name] = value
+            else:
+                run_env.pop(name, None)
         proc = subprocess.run(
-            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            command,
+            cwd=ROOT,
+            env=run_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
+        shown = " ".join(f"{k}={v}" for k, v in (env or {}).items() if v)
         with log.open("a" if _log_started else "w", encoding="utf-8") as handle:
-            handle.write(f"$ pytest {' '.join(command[3:])}\n{proc.stdout}\n")
+            handle.write(f"$ {shown} pytest {' '.join(command[3:])}\n{proc.stdout}\n")
         _log_started = True
         if proc.returncode == 5:
             raise GateError(f"no benchmark was collected; see {LOG}")
@@ -264,7 +309,116 @@ def run_suite(targets: Sequence[str], pytest_args: Sequence[str]) -> dict[str, A
             raise GateError(f"pytest-benchmark wrote no usable JSON ({exc}); see {LOG}") from None
 
 
-Runner = Callable[[Sequence[str], Sequence[str]], dict[str, Any]]
+Runner = Callable[..., dict[str, Any]]  # run_suite's signature
+
+
+def _git(*args: str, cwd: Path = ROOT) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GateError(f"git {' '.join(args)} failed: {why}")
+    return proc.stdout.strip()
+
+
+def resolve_commit(rev: str) -> str:
+    if not shutil.which("git"):
+        raise GateError("git is not installed: compare needs it to check the base out")
+    try:
+        return _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except GateError:
+        raise GateError(f"BENCH_BASE={rev!r} is not a commit of this repository") from None
+
+
+def build_base(commit: str) -> Path:
+    """The base commit checked out in a worktree with its extensions built
+    in place (the same command as `pip install -e .` runs); kept and reused
+    while .benchmarks/base-<commit>/.built is there."""
+    tree = ROOT / BASE_TREES / f"base-{commit[:12]}"
+    built = tree / ".built"
+    if built.is_file() and built.read_text(encoding="utf-8").strip() == commit:
+        return tree
+    for old in (ROOT / BASE_TREES).glob("base-*"):  # an earlier base, or an interrupted build
+        shutil.rmtree(old, ignore_errors=True)
+    _git("worktree", "prune")
+    _git("worktree", "add", "--detach", "--force", str(tree), commit)
+    env = {k: v for k, v in os.environ.items() if k != "EVENTS_AUDIT_DEBUG"}
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    log = ROOT / LOG
+    log.parent.mkdir(exist_ok=True)
+    log.write_text(f"$ (in {_show(tree)}) python setup.py build_ext --inplace\n{proc.stdout}\n")
+    if proc.returncode != 0:
+        raise GateError(
+            f"building the base {commit[:12]} failed: {_failure_reason(proc.stdout)}; see {LOG}"
+        )
+    built.write_text(commit + "\n", encoding="utf-8")
+    return tree
+
+
+def packages_of(run: Mapping[str, Any]) -> set[str]:
+    """Where the benchmarked run imported events_audit from (bench/conftest.py)."""
+    return {
+        str(bench.get("extra_info", {}).get("package", "")) for bench in run.get("benchmarks", [])
+    }
+
+
+def parse_rounds(text: str) -> int:
+    try:
+        rounds = int(text.strip())
+    except ValueError:
+        rounds = 0
+    if not 1 <= rounds <= 20:
+        raise GateError(f"BENCH_ROUNDS={text!r}: give a number of rounds from 1 to 20")
+    return rounds
+
+
+def side_by_side(
+    base: str, rounds_text: str, fail: str, pytest_args: Sequence[str], runner: Runner
+) -> Report:
+    """The working tree's benchmarks against the base commit's build, interleaved."""
+    threshold = parse_threshold(fail)
+    rounds = parse_rounds(rounds_text)
+    commit = resolve_commit(base)
+    tree = build_base(commit)
+    sides = {
+        # BENCH_SLOWDOWN stands for a slower tree, never a slower base
+        "base": {"PYTHONPATH": str(tree / "src"), "BENCH_SLOWDOWN": ""},
+        "tree": {"PYTHONPATH": str(ROOT / "src")},
+    }
+    paired: dict[str, list[float]] = {}
+    for number in range(rounds):
+        order = ("base", "tree") if number % 2 == 0 else ("tree", "base")
+        ratios: dict[str, dict[str, float]] = {}
+        for side in order:
+            run = runner(["bench/"], pytest_args, env=sides[side])
+            imported = packages_of(run)
+            if imported != {str((Path(sides[side]["PYTHONPATH"]) / "events_audit").resolve())}:
+                raise GateError(
+                    f"the {side} run imported events_audit from {sorted(imported)}, "
+                    f"not from {_show(Path(sides[side]['PYTHONPATH']))}"
+                )
+            ratios[side] = ratios_from_run(run)[1]
+        for name, ratio in ratios["tree"].items():
+            if name in ratios["base"]:
+                paired.setdefault(name, []).append(ratio / ratios["base"][name])
+    if not paired:
+        raise GateError("no benchmark ran on both the base and the tree")
+    changes = {name: statistics.median(values) - 1 for name, values in paired.items()}
+    limit = f"+{threshold * 100:.0f}%"
+    failed = sorted((n for n in changes if changes[n] > threshold), key=lambda n: -changes[n])
+    what = f"base {commit[:12]}, {rounds} interleaved round{'s' if rounds > 1 else ''}"
+    lines = [
+        f"REGRESSION {n}: {changes[n] * 100:+.1f}% against the base "
+        f"(rounds: {', '.join(f'{(v - 1) * 100:+.0f}%' for v in paired[n])}) > {limit}"
+        for n in failed
+    ]
+    return verdict("compare", lines, changes, limit, "of the base", f"; {what}")
 
 
 def check(baseline_path: Path, fail: str, pytest_args: Sequence[str], runner: Runner) -> Report:
@@ -326,8 +480,10 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run_suite) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog="-- PYTEST_OPTIONS: passed to pytest"
     )
-    parser.add_argument("command", choices=["check", "save"])
+    parser.add_argument("command", choices=["check", "save", "compare"])
     parser.add_argument("--baseline", type=Path, default=ROOT / DEFAULT_BASELINE)
+    parser.add_argument("--base", default=os.environ.get("BENCH_BASE") or "HEAD")
+    parser.add_argument("--rounds", default=os.environ.get("BENCH_ROUNDS") or str(DEFAULT_ROUNDS))
     parser.add_argument("--fail", default=os.environ.get("BENCH_FAIL") or DEFAULT_FAIL)
     argv = list(sys.argv[1:] if argv is None else argv)
     # Everything after "--" goes to pytest as is (argparse would take "-k" for its own).
@@ -338,7 +494,10 @@ def main(argv: Sequence[str] | None = None, runner: Runner = run_suite) -> int:
         if args.command == "save":
             print(save(args.baseline, args.pytest_args, runner))
             return 0
-        report = check(args.baseline, args.fail, args.pytest_args, runner)
+        if args.command == "compare":
+            report = side_by_side(args.base, args.rounds, args.fail, args.pytest_args, runner)
+        else:
+            report = check(args.baseline, args.fail, args.pytest_args, runner)
     except GateError as exc:
         print(f"bench-{args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -209,3 +209,127 @@ def test_estimate_is_the_majority_verdict() -> None:
     assert gate.estimate([5.0]) == 5.0
     assert gate.estimate([5.0, 1.0]) == 1.0
     assert gate.estimate([5.0, 1.0, 3.0]) == 3.0
+
+
+# -- compare: the working tree against a base commit's build, side by side -----
+
+
+class FakeSides:
+    """Stands in for run_suite in compare: fabricated ratios per side and round,
+    reported as imported from the side's PYTHONPATH (as bench/conftest.py does)."""
+
+    def __init__(self, base: list[dict[str, float]], tree: list[dict[str, float]]) -> None:
+        self.passes = {"base": list(base), "tree": list(tree)}
+        self.order: list[str] = []
+        self.envs: list[dict[str, str]] = []
+        self.base_src = ""
+        self.imports_tree = False  # every run imports the tree's package, as a broken setup would
+
+    def __call__(
+        self, targets: Sequence[str], pytest_args: Sequence[str], env: dict[str, str]
+    ) -> dict[str, Any]:
+        side = "base" if env["PYTHONPATH"] == self.base_src else "tree"
+        self.order.append(side)
+        self.envs.append(dict(env))
+        src = ROOT / "src" if self.imports_tree else Path(env["PYTHONPATH"])
+        package = str((src / "events_audit").resolve())
+        benchmarks = [
+            {
+                "fullname": name,
+                "stats": {"median": ratio * 0.002},
+                "extra_info": {
+                    "calibration": {"id": CAL, "median": 0.002},
+                    "package": package,
+                },
+            }
+            for name, ratio in self.passes[side].pop(0).items()
+        ]
+        return {"benchmarks": benchmarks}
+
+
+@pytest.fixture
+def base_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No worktree build: the base's 'build' is an empty directory."""
+    monkeypatch.setattr(gate, "build_base", lambda commit: tmp_path)
+    return tmp_path
+
+
+def _sides(base_tree: Path, base: list[dict[str, float]], tree: list[dict[str, float]]):
+    runs = FakeSides(base, tree)
+    runs.base_src = str(base_tree / "src")
+    return runs
+
+
+def test_compare_an_unchanged_tree_passes_with_interleaved_rounds(
+    base_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = _sides(
+        base_tree,
+        [{A: 1.0, B: 10.0}, {A: 1.1, B: 10.0}, {A: 1.0, B: 9.0}],
+        [{A: 1.05, B: 9.5}, {A: 1.0, B: 10.5}, {A: 1.2, B: 9.0}],
+    )
+    assert gate.main(["compare", "--base", "HEAD", "--rounds", "3"], runner=runs) == 0
+    assert runs.order == ["base", "tree", "tree", "base", "base", "tree"]
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("bench-compare: PASS: 2 benchmarks within +40%")
+    assert "3 interleaved rounds" in out[0]
+
+
+def test_compare_a_real_slowdown_fails_one_line_each(
+    base_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = [{A: 1.0, B: 10.0}] * 3
+    runs = _sides(base_tree, base, [{A: 1.6, B: 10.0}, {A: 1.1, B: 10.0}, {A: 1.7, B: 10.0}])
+    assert gate.main(["compare", "--rounds", "3"], runner=runs) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"REGRESSION {A}: +60.0% against the base (rounds: +60%, +10%, +70%)")
+    assert out[1].startswith("bench-compare: FAIL: 1 of 2 benchmarks slower than +40%")
+    assert len(out) == 2
+
+
+def test_compare_one_noisy_round_of_three_passes(base_tree: Path) -> None:
+    base = [{A: 1.0}] * 3
+    runs = _sides(base_tree, base, [{A: 2.0}, {A: 1.1}, {A: 0.9}])
+    assert gate.main(["compare", "--rounds", "3"], runner=runs) == 0
+
+
+def test_compare_slows_only_the_tree_down(base_tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_SLOWDOWN", "1.6")
+    runs = _sides(base_tree, [{A: 1.0}], [{A: 1.0}])
+    assert gate.main(["compare", "--rounds", "1"], runner=runs) == 0
+    base_env, tree_env = runs.envs
+    assert base_env["BENCH_SLOWDOWN"] == ""  # run_suite unsets it for the base
+    assert "BENCH_SLOWDOWN" not in tree_env  # the tree keeps the caller's
+
+
+def test_compare_refuses_a_run_of_the_wrong_build(
+    base_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = _sides(base_tree, [{A: 1.0}], [{A: 1.0}])
+    runs.imports_tree = True
+    assert gate.main(["compare", "--rounds", "1"], runner=runs) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench-compare: error: the base run imported events_audit from")
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("rounds", ["0", "x", "21"])
+def test_compare_bad_rounds_exit_2(
+    base_tree: Path, rounds: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert gate.main(["compare", "--rounds", rounds], runner=_sides(base_tree, [], [])) == 2
+    assert "BENCH_ROUNDS" in capsys.readouterr().err
+
+
+def test_compare_unknown_base_exits_2_before_any_build(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_build(commit: str) -> Path:
+        raise AssertionError("built a base that does not exist")
+
+    monkeypatch.setattr(gate, "build_base", no_build)
+    assert gate.main(["compare", "--base", "no-such-rev-xyz"], runner=FakeRuns()) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "bench-compare: error: BENCH_BASE='no-such-rev-xyz' is not a commit of this repository\n"
+    )
