@@ -15,6 +15,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from events_audit.engines.fast import (
+    APPENDED_ASK_MAX,
     APPENDED_BUDGETS,
     MESSAGE_BYTES_FLOOR,
     MIN_REQUEST_BYTES,
@@ -93,6 +94,27 @@ def test_the_shaper_learns_sizes_and_a_large_message_widens_the_requests() -> No
     assert requests == 2 and count * MESSAGE_BYTES_FLOOR >= request_bytes  # ended by bytes
     shaper.too_small()  # a request got nothing: a larger message waits
     assert shaper.shape()[1] >= 1 * MiB
+
+
+@pytest.mark.parametrize("budget", [2 * MiB, 8 * MiB, 32 * MiB])
+def test_long_lines_appended_in_place_ask_for_more_but_half_max_pending_at_most(budget) -> None:
+    largest = 1 * MiB + (64 << 10)
+    for size, long in ((300, False), (64 << 10, True), (1 * MiB, True)):
+        shaper = PullShaper(100, budget, largest, 0)
+        for _ in range(20):
+            shaper.fed(100 * size, 100)
+        held = shaper.shape(appending=False)
+        appended = shaper.shape(appending=True)
+        asked, asked_appended = held[0] * held[1], appended[0] * appended[1]
+        if not long:  # short lines wait in memory either way
+            assert appended == held
+            continue
+        assert asked <= max(budget, largest)
+        cap = max(budget, min(APPENDED_BUDGETS * budget, APPENDED_ASK_MAX))
+        assert asked_appended <= max(cap, 2 * largest)
+        assert asked_appended <= 32 * MiB  # half the server's default max_pending
+        if budget < APPENDED_ASK_MAX:
+            assert asked_appended > asked
 
 
 @pytest.mark.parametrize("batch", [1, 10, 100, 1000])
@@ -182,7 +204,11 @@ def test_the_server_holds_no_more_requests_than_the_engine_counts(
     args = base_args(nats_server.url, "--log-format=json", "--audit-pull-max-messages=100")
     svc = Service(tmp_path, args + ["--audit-engine=fast"]).start()
     budget, largest = 8 * MiB, 1 * MiB + (64 << 10)
-    bound = pull_shape(100, budget, largest)[0] + pull_shape(100, budget, largest, size + 200)[0]
+    # long lines go straight into the file: up to APPENDED_ASK_MAX is asked for
+    appended = min(APPENDED_BUDGETS * budget, APPENDED_ASK_MAX)
+    bound = pull_shape(100, budget, largest)[0] + max(
+        pull_shape(100, b, largest, size + 200)[0] for b in (budget, appended)
+    )
     most = 0
     try:
         deadline = time.monotonic() + 60

@@ -593,8 +593,10 @@ OPTIONS: tuple[Option, ...] = (
         8 << 20,
         _positive(parse_size),
         "Pull",
-        "bytes asked for at a time: the fast engine's pull requests together, the python"
-        " engine's fetch (keep it well below the server's max_pending, 64MB by default)",
+        "bytes asked for at a time: the fast engine's pull requests together (up to 4"
+        " times that, at most 32MiB, while long lines go straight into a local log file),"
+        " the python engine's fetch (keep it well below the server's max_pending, 64MB by"
+        " default)",
         "size",
     ),
     _opt(
