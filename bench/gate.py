@@ -396,7 +396,10 @@ def side_by_side(
         order = ("base", "tree") if number % 2 == 0 else ("tree", "base")
         ratios: dict[str, dict[str, float]] = {}
         for side in order:
-            run = runner(["bench/"], pytest_args, env=sides[side])
+            try:
+                run = runner(["bench/"], pytest_args, env=sides[side])
+            except GateError as exc:  # e.g. a benchmark of the tree's that the base cannot run
+                raise GateError(f"{side} build: {exc}") from None
             imported = packages_of(run)
             if imported != {str((Path(sides[side]["PYTHONPATH"]) / "events_audit").resolve())}:
                 raise GateError(

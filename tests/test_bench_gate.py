@@ -333,3 +333,15 @@ def test_compare_unknown_base_exits_2_before_any_build(
     assert err == (
         "bench-compare: error: BENCH_BASE='no-such-rev-xyz' is not a commit of this repository\n"
     )
+
+
+def test_compare_says_which_side_failed_to_run(
+    base_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def runner(targets: Sequence[str], pytest_args: Sequence[str], env: dict[str, str]):
+        raise gate.GateError("the benchmark run failed (pytest exit 1): E   ImportError: x")
+
+    assert gate.main(["compare", "--rounds", "1"], runner=runner) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bench-compare: error: base build: the benchmark run failed")
+    assert len(err.splitlines()) == 1
