@@ -775,3 +775,77 @@ def test_a_file_system_that_fills_up_then_has_room(nats_server, tmp_path, engine
         svc.stop()
     sequences = [e["sequence"] for e in json_events(log.read_text())]
     assert sorted(sequences) == list(range(1, total + 1))
+
+
+# -- a log that a killed run left ending inside a line ---------------------------
+
+WHOLE = b'{"level":"info","msg":"one"}\ntime="x" level=info msg=two\n'
+
+
+@pytest.mark.parametrize(
+    "unfinished",
+    [
+        b'{"level":"info","msg":"Audit event","raw_data":"cut sh',  # JSON
+        b'time="07.12.2026 15:29:01.612" level=info msg="Audit ev',  # text
+        b"{",  # cut right after its first byte
+    ],
+)
+def test_an_unfinished_last_line_is_cut_at_start(tmp_path: Path, unfinished: bytes) -> None:
+    """kill -9 can stop a large write at a page boundary; that line was never
+    acked.  Left there, the next run's first line would be glued to it (found
+    by test_a_kill_mid_run_leaves_a_chain_that_verifies: verify then says
+    the restart's first record is not in the file)."""
+    path = tmp_path / "audit.log"
+    path.write_bytes(WHOLE + unfinished)
+    sink = Sink(str(path))
+    try:
+        assert sink.unfinished_cut == len(unfinished)
+        sink.sync(sink.append(b'{"msg":"next"}\n'))
+    finally:
+        sink.close()
+    assert path.read_bytes() == WHOLE + b'{"msg":"next"}\n'
+
+
+def test_a_file_of_one_unfinished_line_is_emptied(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    path.write_bytes(b'{"level":"info","msg":"Star')
+    sink = Sink(str(path))
+    sink.close()
+    assert sink.unfinished_cut == 27 and path.read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        WHOLE,  # ends with its line: nothing to cut
+        WHOLE + b"\x00\x01 not a line of ours",  # another writer's bytes: left alone
+        b"",
+    ],
+)
+def test_what_is_not_an_unfinished_line_of_ours_is_left_alone(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = tmp_path / "audit.log"
+    path.write_bytes(content)
+    sink = Sink(str(path))
+    sink.close()
+    assert sink.unfinished_cut == 0 and path.read_bytes() == content
+
+
+def test_a_tail_longer_than_any_line_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import events_audit.sink as sink_module
+
+    monkeypatch.setattr(sink_module, "UNFINISHED_MAX", 1 << 10)
+    monkeypatch.setattr(sink_module, "UNFINISHED_STEP", 100)
+    path = tmp_path / "audit.log"
+    content = WHOLE + b'{"raw_data":"' + b"x" * 5000  # no line end within the reach
+    path.write_bytes(content)
+    sink = Sink(str(path))
+    sink.close()
+    assert sink.unfinished_cut == 0 and path.read_bytes() == content
+    path.write_bytes(WHOLE + b'{"raw_data":"' + b"x" * 500)  # within it, across steps
+    sink = Sink(str(path))
+    sink.close()
+    assert path.read_bytes() == WHOLE

@@ -27,6 +27,10 @@ PROG = "events-audit"
 # The service's own lines wait this long for a write of the lines to finish;
 # then they go to stderr (a hung output must not hold the event loop).
 SERVICE_LINE_WAIT = 0.5
+UNFINISHED_CUT = (
+    "The log ended inside a line a killed run did not finish; cut it (never acked: its event"
+    " comes back)"
+)
 
 
 class UsageError(ConfigError):
@@ -173,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pass
 
     log = Logger(write_service_line, settings.log_level, layout_for(settings, sink))
+    if sink.unfinished_cut:
+        log.warning(UNFINISHED_CUT, path=sink.target, bytes=sink.unfinished_cut)
     try:
         if settings.audit == "nope":
             log.info("Audit is disabled, exiting")

@@ -228,6 +228,12 @@ def main(argv: list[str]) -> int:
         sink = Sink.from_settings(settings)
     except SinkError as exc:
         raise ConfigError(str(exc)) from None
+    if sink.unfinished_cut:
+        print(
+            f"events-audit replay: {sink.target} ended inside an unfinished line;"
+            f" cut its {sink.unfinished_cut} bytes",
+            file=sys.stderr,
+        )
     try:
         return asyncio.run(_replay(settings, sink, windows))
     finally:

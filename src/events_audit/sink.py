@@ -75,6 +75,14 @@ def file_system_type(device: int, mountinfo: str | None = None) -> str:
     return ""
 
 
+# An unfinished last line is cut at start-up only if it is no longer than
+# this (a line of a 1 MiB payload escaped six-fold is under 7 MiB), looked
+# for in steps of UNFINISHED_STEP, and begins like a JSON or text line.
+UNFINISHED_MAX = 16 << 20
+UNFINISHED_STEP = 64 << 10
+LINE_STARTS = (b'{"', b"time=")
+
+
 class SinkError(Exception):
     """The log output cannot take the lines."""
 
@@ -123,6 +131,7 @@ class Sink:
         else:
             self.fd = self._open()
         self._opened(self.fd)
+        self.unfinished_cut = self._cut_unfinished_line()
         self.digest = digest
         if digest is not None:
             self._digest_call(digest.open_segment, target, os.fstat(self.fd).st_size, "start")
@@ -143,6 +152,45 @@ class Sink:
         # a write to a local file system returns once the page cache has the
         # lines; one to NFS, SMB or FUSE may wait on a server that hangs
         self.local = self.regular and file_system_type(st.st_dev) in LOCAL_FILE_SYSTEMS
+
+    def _cut_unfinished_line(self) -> int:
+        """A kill -9 can stop a large write at a page boundary (the kernel
+        ends a write to the page cache early once a fatal signal is pending),
+        so a log may end inside a line.  That line was never acked (only
+        whole, synced writes are), so its event comes back; left there, the
+        next run's first line would be glued to it.  Cut it: the bytes after
+        the last newline, when they begin like one of our lines and are not
+        longer than any line can be (else the file is not ours to cut).
+        The number of bytes cut."""
+        if not self.regular or not self.owns_fd:
+            return 0
+        try:
+            fd = os.open(self.target, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return 0
+        try:
+            size = os.fstat(self.fd).st_size
+            if not size or os.pread(fd, 1, size - 1) == b"\n":
+                return 0
+            start = reached = size
+            while start == reached and size - reached < UNFINISHED_MAX and reached:
+                step = min(reached, UNFINISHED_STEP)
+                block = os.pread(fd, step, reached - step)
+                reached -= step
+                newline = block.rfind(b"\n")
+                start = reached + newline + 1 if newline >= 0 else reached
+            if start == reached and reached:  # no line end within reach
+                return 0
+            head = os.pread(fd, len(LINE_STARTS[0]), start)
+            if not any(head.startswith(p) or p.startswith(head) for p in LINE_STARTS):
+                return 0
+            os.ftruncate(self.fd, start)
+        except OSError:
+            return 0  # left as it is: the new lines still start on a line of their own
+        finally:
+            os.close(fd)
+        self.end = start
+        return size - start
 
     def _moved(self) -> str:
         """Why the open file is no longer where the lines belong ('' when it
