@@ -819,6 +819,7 @@ def test_a_file_of_one_unfinished_line_is_emptied(tmp_path: Path) -> None:
     [
         WHOLE,  # ends with its line: nothing to cut
         WHOLE + b"\x00\x01 not a line of ours",  # another writer's bytes: left alone
+        WHOLE + b"tie a knot",  # begins like no line of ours
         b"",
     ],
 )

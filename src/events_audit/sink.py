@@ -181,12 +181,15 @@ class Sink:
                 start = reached + newline + 1 if newline >= 0 else reached
             if start == reached and reached:  # no line end within reach
                 return 0
-            head = os.pread(fd, len(LINE_STARTS[0]), start)
-            if not any(head.startswith(p) or p.startswith(head) for p in LINE_STARTS):
+            head = os.pread(fd, max(len(p) for p in LINE_STARTS), start)
+            if not any(
+                head.startswith(p) or (len(head) < len(p) and p.startswith(head))
+                for p in LINE_STARTS
+            ):
                 return 0
             os.ftruncate(self.fd, start)
         except OSError:
-            return 0  # left as it is: the new lines still start on a line of their own
+            return 0  # cannot read or cut it: left as it is
         finally:
             os.close(fd)
         self.end = start
