@@ -369,37 +369,3 @@ def test_a_start_and_stop_with_nothing_written_verifies(tmp_path) -> None:
     report = check_digests([str(digest)], [str(log)], str(tmp_path / "k.pub"))
     assert report["intact"] and report["problems"] == [], report
     assert report["segments"] == 3
-
-
-def run_until_acked(workdir: Path, args: list[str], url: str, total: int) -> None:
-    svc = Service(workdir, args, log_to_file=False).start()
-    try:
-        wait_all_acked(url, total)
-        assert svc.terminate() == 0
-    finally:
-        svc.stop()
-
-
-def test_a_line_a_killed_run_left_unfinished_is_cut_and_the_chain_verifies(
-    nats_server, tmp_path
-) -> None:
-    """What kill -9 mid-write leaves (a write stopped at a page boundary, no
-    record of it in the digest): the next run cuts the unfinished line, says
-    so, and the chain verifies with no problem and nothing unattested."""
-    url = nats_server.url
-    log, digest = tmp_path / "audit.log", tmp_path / "audit.digest"
-    args = base_args(url, "--log-level=info", "--log-format=json", f"--audit-digest={digest}")
-    publish(url, events(1, 100))
-    run_until_acked(tmp_path, [*args, f"--log-output={log}"], url, 100)
-    unfinished = b'{"level":"info","msg":"Audit event","raw_data":"event 10'
-    with log.open("ab") as handle:
-        handle.write(unfinished)
-    publish(url, events(101, 100))
-    run_until_acked(tmp_path, [*args, f"--log-output={log}"], url, 200)
-    text = log.read_bytes()
-    assert unfinished not in text
-    cut = [json.loads(line) for line in text.splitlines() if b"inside a line" in line]
-    assert len(cut) == 1 and cut[0]["level"] == "warning" and cut[0]["bytes"] == len(unfinished)
-    report = json.loads(tool("verify", "--format=json", f"--digest={digest}", str(log)).stdout)
-    assert report["digest"]["problems"] == [] and report["digest"]["unattested"] == []
-    assert report["streams"]["EVENTS"]["events"] == 200

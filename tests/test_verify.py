@@ -432,3 +432,28 @@ def test_a_progress_bar_shows_on_a_terminal_only(tmp_path, formatter) -> None:
     assert result.returncode == 0 and b"verify" in shown and b"B/s" in shown, shown
     quiet = tool("verify", str(path))  # stderr not a terminal: no bar
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_a_line_a_killed_run_left_unfinished_is_cut_and_the_chain_verifies(
+    nats_server, tmp_path
+) -> None:
+    """What kill -9 mid-write leaves (a write stopped at a page boundary, no
+    record of it in the digest): the next run cuts the unfinished line, says
+    so, and the chain verifies with no problem and nothing unattested."""
+    url = nats_server.url
+    digest = tmp_path / "audit.digest"
+    args = ("--log-format=json", f"--audit-digest={digest}")
+    publish(url, events(1, 100))
+    log = run_service(tmp_path, url, "auto", 100, *args)
+    unfinished = b'{"level":"info","msg":"Audit event","raw_data":"event 10'
+    with log.open("ab") as handle:
+        handle.write(unfinished)
+    publish(url, events(101, 100))
+    run_service(tmp_path, url, "auto", 200, *args)
+    text = log.read_bytes()
+    assert unfinished not in text
+    cut = [json.loads(line) for line in text.splitlines() if b"inside a line" in line]
+    assert len(cut) == 1 and cut[0]["level"] == "warning" and cut[0]["bytes"] == len(unfinished)
+    _, report = verify_json(f"--digest={digest}", str(log))
+    assert report["digest"]["problems"] == [] and report["digest"]["unattested"] == []
+    assert report["streams"]["EVENTS"]["events"] == 200

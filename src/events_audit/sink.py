@@ -169,18 +169,21 @@ class Sink:
         except OSError:
             return 0
         try:
-            size = os.fstat(self.fd).st_size
+            size = self.end  # _opened: the file's size
             if not size or os.pread(fd, 1, size - 1) == b"\n":
                 return 0
-            start = reached = size
-            while start == reached and size - reached < UNFINISHED_MAX and reached:
+            reached = size  # the last newline is looked for backwards, a step at a time
+            while reached and size - reached < UNFINISHED_MAX:
                 step = min(reached, UNFINISHED_STEP)
-                block = os.pread(fd, step, reached - step)
                 reached -= step
-                newline = block.rfind(b"\n")
-                start = reached + newline + 1 if newline >= 0 else reached
-            if start == reached and reached:  # no line end within reach
-                return 0
+                newline = os.pread(fd, step, reached).rfind(b"\n")
+                if newline >= 0:
+                    start = reached + newline + 1
+                    break
+            else:
+                if reached:  # no line end within reach
+                    return 0
+                start = 0  # the whole file is one unfinished line
             head = os.pread(fd, max(len(p) for p in LINE_STARTS), start)
             if not any(
                 head.startswith(p) or (len(head) < len(p) and p.startswith(head))
