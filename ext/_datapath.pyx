@@ -215,6 +215,21 @@ cdef class DataPath:
         and processed_lines.  last chances: (sequence, delivered, excerpt) of
         the messages at their last delivery (--audit-max-deliver).
         """
+        cdef Py_ssize_t taken
+        return self._feed(data, now_ns, True, &taken)
+
+    def feed_frames(self, data, long long now_ns):
+        """``feed``'s tuple and then ``taken``: the bytes of ``data`` used.
+        The frame that ``data`` ends inside is not kept here but left to the
+        caller, who gives it again with what follows (a reader that keeps
+        the socket's bytes in one buffer: a large frame is not copied to be
+        made whole).  A frame begun in an earlier ``feed`` is still completed
+        from ``data`` first."""
+        cdef Py_ssize_t taken
+        fed = self._feed(data, now_ns, False, &taken)
+        return fed + (taken,)
+
+    cdef tuple _feed(self, data, long long now_ns, bint keep, Py_ssize_t *taken):
         cdef Py_buffer view
         cdef const uint8_t *s
         cdef Py_ssize_t n, start = 0, pos, eol
@@ -228,6 +243,7 @@ cdef class DataPath:
         try:
             s = <const uint8_t *>view.buf
             n = view.len
+            taken[0] = n
             if self.tail.len:
                 # A frame cut by the last chunk: append only what completes it
                 # (the rest is parsed in place), or all when even its control
@@ -254,7 +270,10 @@ cdef class DataPath:
                 w_mem(&self.tail, s + start, n - start)
             elif start < n:  # on with the chunk, in place
                 pos = self._frames(s, start, n, &counts, statuses, last_chances)
-                w_mem(&self.tail, s + pos, n - pos)
+                if keep:
+                    w_mem(&self.tail, s + pos, n - pos)
+                else:
+                    taken[0] = pos  # the caller keeps the rest
             # how long the unfinished frame is once its control line is whole
             self.need = 0
             if self.tail.len:

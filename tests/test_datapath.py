@@ -60,13 +60,27 @@ HEARTBEAT = hmsg(b"_INBOX.x", SID, b"", b"NATS/1.0 100 Idle Heartbeat\r\n\r\n", 
 pins: list[bytes] = []  # the pin id after each feed of the last run()
 
 
-def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1):
-    """Feed the chunks; everything the data path gave back, joined."""
+takens: list[int] = []  # what feed_frames took of each view in the last run()
+
+
+def run(module, chunks, layout=0, events=True, debug=False, max_deliver=-1, in_place_from=None):
+    """Feed the chunks; everything the data path gave back, joined.
+    From chunk ``in_place_from`` on, as the fast engine's reader does: each
+    chunk lands behind what the last feed_frames left, and all of that is fed."""
     path = module.DataPath(SID, layout, events, debug, max_deliver)
     results = []
     pins.clear()
-    for chunk in chunks:
-        r = path.feed(chunk, NOW)
+    takens.clear()
+    kept = b""
+    for number, chunk in enumerate(chunks):
+        if in_place_from is None or number < in_place_from:
+            r = path.feed(chunk, NOW)
+        else:
+            view = kept + chunk
+            r = path.feed_frames(memoryview(view), NOW)
+            takens.append(r[12])
+            assert 0 <= r[12] <= len(view)
+            kept = view[r[12] :]
         pins.append(path.pin_id)
         lines = r[1] + module.processed_lines(layout, r[4], r[3], "12.5µs", NOW + 5000)
         results.append((r[0], lines, r[2], r[3], r[5:10], r[10], r[11]))
@@ -187,6 +201,50 @@ def test_twins_agree_on_any_chunking(stream, cuts, layout, events, debug) -> Non
     assert got_pins == pins
     if not debug:  # nothing is lost or duplicated however the stream is cut
         assert got == run(pure, [stream], layout, events, max_deliver=2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    stream=st.lists(frames, max_size=12).map(b"".join),
+    cuts=st.lists(st.integers(0, 2000)),
+    layout=st.sampled_from([0, 1, 2]),
+    in_place_from=st.integers(0, 4),
+)
+def test_frames_left_to_the_reader_come_out_the_same(stream, cuts, layout, in_place_from) -> None:
+    """feed_frames leaves the unfinished frame to the caller, who gives it
+    again with what follows: the same frames and lines as one feed of the
+    whole stream, after any chunks fed the old way (a frame begun there is
+    completed by the data path), and the twins take the same bytes."""
+    points = sorted({min(c, len(stream)) for c in cuts})
+    chunks = [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+    got = run(compiled, chunks, layout, max_deliver=2, in_place_from=in_place_from)
+    got_takens, got_pins = list(takens), list(pins)
+    assert got == run(pure, chunks, layout, max_deliver=2, in_place_from=in_place_from)
+    assert got_takens == takens
+    assert got_pins == pins
+    assert got == run(pure, [stream], layout, max_deliver=2)
+
+
+def test_a_frame_cut_is_left_whole_to_the_reader() -> None:
+    first, second = msg(b"e", SID, reply(1), EVENT), msg(b"e", SID, reply(2), b"x" * 5000)
+    for module in (compiled, pure):
+        path = module.DataPath(SID, 0)
+        fed = path.feed_frames(first + second[:3000], NOW)
+        assert fed[5] == 1 and fed[12] == len(first)  # the cut frame is left, not copied
+        fed = path.feed_frames(second[:3000], NOW)  # nothing more came: nothing taken
+        assert fed[5] == 0 and fed[12] == 0
+        fed = path.feed_frames(second, NOW)
+        assert fed[5] == 1 and fed[12] == len(second) and fed[8] == 2
+        # a frame begun by feed() is completed from the view, the rest left
+        path.feed(second[:10], NOW)  # its control line cut: kept whole with all after it
+        fed = path.feed_frames(second[10:20], NOW)
+        assert fed[5] == 0 and fed[12] == 10
+        fed = path.feed_frames(second[20:] + first[:5], NOW)
+        assert fed[5] == 1 and fed[12] == len(second) - 20 + 5  # all, as it came with it
+        fed = path.feed_frames(first[5:] + second[:70], NOW)  # the same: first's line was cut
+        assert fed[5] == 1 and fed[12] == len(first) - 5 + 70
+        fed = path.feed_frames(second[70:] + first[:7], NOW)  # second's line was whole:
+        assert fed[5] == 1 and fed[12] == len(second) - 70  # first[:7] is left to the caller
 
 
 @pytest.mark.parametrize("layout", [0, 1, 2])

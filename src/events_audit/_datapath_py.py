@@ -114,6 +114,26 @@ class DataPath:
     def feed(self, data: bytes, now_ns: int) -> tuple:
         """One chunk: (other frames, lines, acks, replies, subjects, messages,
         structured, redelivered, max and min sequence, last chances, statuses)."""
+        fed, self._tail = self._feed(data, now_ns)
+        return fed
+
+    def feed_frames(self, data: bytes, now_ns: int) -> tuple:
+        """``feed``'s tuple and then ``taken``: the bytes of ``data`` used.
+        The frame that ``data`` ends inside is not kept here but left to the
+        caller, who gives it again with what follows.  A frame begun in an
+        earlier ``feed`` is still completed from ``data`` first (all of
+        ``data`` is kept with it while even its control line is cut)."""
+        kept = len(self._tail)
+        whole_control_line = b"\r\n" in self._tail
+        fed, rest = self._feed(data, now_ns)
+        if len(rest) > len(data) or (kept and not whole_control_line):
+            self._tail = rest  # the unfinished frame began in an earlier feed
+            return (*fed, len(data))
+        self._tail = b""
+        return (*fed, len(data) - len(rest))
+
+    def _feed(self, data: bytes, now_ns: int) -> tuple[tuple, bytes]:
+        """feed's tuple, and the bytes from where the unfinished frame begins."""
         self.pin_id = b""
         buf = self._tail + bytes(data)
         log_time = local_log_time(now_ns)
@@ -186,7 +206,6 @@ class DataPath:
                     min_sequence = meta["sequence"]
                 if 0 < self.max_deliver <= meta["delivered"]:
                     last_chances.append((meta["sequence"], meta["delivered"], body[:EXCERPT_BYTES]))
-        self._tail = buf[pos:]
         return (
             b"".join(other),
             "".join(lines).encode("utf-8", "surrogateescape"),
@@ -200,7 +219,7 @@ class DataPath:
             min_sequence,
             last_chances,
             statuses,
-        )
+        ), buf[pos:]
 
     def _processing(self, subject: bytes, meta: dict | None, size: int, now_ns: int) -> str:
         meta = meta or {}

@@ -47,7 +47,7 @@ from ..config import format_duration
 from ..datapath import DataPath, ProtocolViolation, processed_lines, reply_frames, settle_frames
 from ..jetstream import requests_in_flight
 from .base import Engine
-from .chunk_reader import take_chunks
+from .chunk_reader import ChunkReader, take_chunks
 
 # nats-py reads the socket 32 KiB at a time; large events come in fewer,
 # larger chunks (fewer Python calls, fewer copies of a frame's parts).
@@ -311,10 +311,15 @@ class _Tap:
         self.engine.path.reset()
         self.inner.reset()
 
-    async def parse(self, data: bytes = b"") -> None:
-        take_chunks(getattr(self.engine.nc._transport, "_io_reader", None))
+    async def parse(self, data: bytes | memoryview = b"") -> None:
+        reader = getattr(self.engine.nc._transport, "_io_reader", None)
+        take_chunks(reader)
         try:
-            other = await self.engine.on_chunk(data)
+            # a view of the reader's buffer: what the data path leaves there
+            # (an unfinished frame) comes again with the next read
+            other = await self.engine.on_chunk(
+                data, reader if isinstance(data, memoryview) else None
+            )
         except nats.errors.ProtocolError:
             raise
         except Exception as exc:  # reconnecting resets the state; unacked ones come back
@@ -577,15 +582,24 @@ class FastEngine(Engine):
 
     # -- the frames ------------------------------------------------------------
 
-    async def on_chunk(self, data: bytes) -> bytes:
-        """In nats-py's read loop: parse and format a chunk, queue it for writing."""
+    async def on_chunk(self, data: bytes | memoryview, reader: ChunkReader | None = None) -> bytes:
+        """In nats-py's read loop: parse and format a chunk, queue it for
+        writing.  ``reader``: ``data`` is a view of its buffer, and what the
+        data path leaves of it comes again with what follows (None: a chunk,
+        the data path keeps the rest)."""
         started = time.time_ns()
         try:
-            fed = self.path.feed(data, started)
+            if reader is None:
+                fed = self.path.feed(data, started)
+            else:
+                fed = self.path.feed_frames(data, started)
+                reader.taken(fed[12])
         except ProtocolViolation as exc:
             raise nats.errors.ProtocolError from exc
         other, count, statuses = fed[0], fed[5], fed[11]
-        self.shaper.fed(len(data), count)
+        self.shaper.fed(len(data) if reader is None else fed[12], count)
+        if reader is not None and count:
+            reader.fit(self.shaper.per_message)
         if count and self.role is not None:
             pin_id = self.path.pin_id
             if pin_id:
