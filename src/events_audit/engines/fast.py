@@ -4,11 +4,13 @@ nats-py owns everything about the connection (server list, reconnect with
 backoff, user/password, token, NKey and .creds auth, TLS, lame duck mode, no
 responders) and the JetStream API calls.  This engine subscribes one inbox
 through nats-py, so nats-py re-subscribes it after a reconnect, and puts a
-tap in front of nats-py's protocol parser: every chunk read from the socket
-goes through ``DataPath.feed`` first, which parses the MSG/HMSG frames of that
-inbox, formats their lines and builds their acks in compiled code, and hands
-every other frame to nats-py's parser unchanged.  Per chunk: one write of the
-lines, then one socket write of the acks (and of the next pull requests).
+tap in front of nats-py's protocol parser: what is read from the socket goes
+through the data path first (``DataPath.feed_frames``, on a view of the
+buffer the socket reads into, see chunk_reader.py), which parses the MSG/HMSG
+frames of that inbox, formats their lines and builds their acks in compiled
+code, and hands every other frame to nats-py's parser unchanged.  Per read
+(a chunk): one write of the lines, then one socket write of the acks (and of
+the next pull requests).
 To a regular file the lines are appended at once, in the event loop, while
 they are still in the CPU's cache, and a writer task syncs them (one fsync for
 all appended meanwhile) before their acks; to any other output the writer
@@ -49,8 +51,8 @@ from ..jetstream import requests_in_flight
 from .base import Engine
 from .chunk_reader import ChunkReader, take_chunks
 
-# nats-py reads the socket 32 KiB at a time; large events come in fewer,
-# larger chunks (fewer Python calls, fewer copies of a frame's parts).
+# nats-py reads the socket 32 KiB at a time: until the reader is switched
+# (chunk_reader.py; its reads follow the event size), in chunks of this.
 READ_SIZE = 256 << 10
 
 # A request must take any message the server accepts: max_payload plus
