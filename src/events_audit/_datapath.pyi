@@ -34,6 +34,22 @@ _Feed = tuple[
     list[tuple[int, int, bytes]],
     list[tuple[int, str, int, int]],
 ]
+# feed_frames() gives back the same and then the bytes of the data it used.
+_FeedFrames = tuple[
+    bytes,
+    bytes,
+    bytes,
+    bytes,
+    bytes,
+    int,
+    int,
+    int,
+    int,
+    int,
+    list[tuple[int, int, bytes]],
+    list[tuple[int, str, int, int]],
+    int,
+]
 
 class ProtocolViolation(ValueError):
     """The byte stream is not the NATS protocol."""
@@ -62,6 +78,9 @@ class DataPath:
 
     def feed(self, data: Buffer, now_ns: int) -> _Feed:
         """One chunk, parsed, formatted and acked in one pass (see _Feed)."""
+    def feed_frames(self, data: Buffer, now_ns: int) -> _FeedFrames:
+        """As feed, but the frame that ``data`` ends inside is left to the
+        caller, who gives it again with what follows (see _FeedFrames)."""
 
 def reply_frames(replies: bytes, payload: Buffer) -> bytes:
     """A PUB frame with `payload` (+WPI, -NAK ...) to each reply of a feed."""
