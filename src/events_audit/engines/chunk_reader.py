@@ -2,9 +2,9 @@
 
 With asyncio's StreamReader every byte is copied three times before the data
 path sees it: the transport copies what it read into a new bytes object, the
-reader appends it to its buffer and ``read()`` slices it out again; and a
-frame cut by the end of a chunk was copied once more to be made whole (with
-events of 64 KiB and more, about as much CPU as formatting them).  nats-py's
+reader appends it to its buffer and ``read()`` slices it out again; and the
+data path copied a frame cut by the end of a chunk once more to make it whole
+(with events of 64 KiB and more, about as much CPU as formatting them).  nats-py's
 read loop takes whatever ``read()`` returns, so for its connections the fast
 engine switches the connection's reader to ``ChunkReader``: the same object,
 state and EOF and error handling, but the socket reads straight into one
@@ -62,14 +62,15 @@ class ChunkReader(asyncio.StreamReader):
 
     def _room(self) -> memoryview:
         """Where the next bytes go: the free end of the buffer, with at
-        least MIN_READ bytes (a view handed out earlier stays valid: the
-        buffer is moved within, or replaced, never resized)."""
+        least MIN_READ bytes.  The buffer's bytes are moved within it, or
+        it is replaced, never resized: a view handed out earlier may still
+        be held (its bytes were parsed before this read)."""
         if len(self._area) - self._end < MIN_READ:
             kept = self._end - self._start
             if kept + MIN_READ <= len(self._area):
                 view = memoryview(self._area)
                 view[:kept] = view[self._start : self._end]
-            else:  # a frame larger than the buffer
+            else:  # more than it holds: a frame larger than the buffer
                 area = bytearray(max(2 * len(self._area), kept + MIN_READ))
                 area[:kept] = memoryview(self._area)[self._start : self._end]
                 self._area = area
