@@ -60,18 +60,18 @@ class ChunkReader(asyncio.StreamReader):
 
     # -- filling ---------------------------------------------------------------
 
-    def _room(self) -> memoryview:
+    def _room(self, need: int = MIN_READ) -> memoryview:
         """Where the next bytes go: the free end of the buffer, with at
-        least MIN_READ bytes.  The buffer's bytes are moved within it, or
+        least ``need`` bytes.  The buffer's bytes are moved within it, or
         it is replaced, never resized: a view handed out earlier may still
         be held (its bytes were parsed before this read)."""
-        if len(self._area) - self._end < MIN_READ:
+        if len(self._area) - self._end < need:
             kept = self._end - self._start
-            if kept + MIN_READ <= len(self._area):
+            if kept + need <= len(self._area):
                 view = memoryview(self._area)
                 view[:kept] = view[self._start : self._end]
             else:  # more than it holds: a frame larger than the buffer
-                area = bytearray(max(2 * len(self._area), kept + MIN_READ))
+                area = bytearray(max(2 * len(self._area), kept + need))
                 area[:kept] = memoryview(self._area)[self._start : self._end]
                 self._area = area
             self._handed -= self._start
@@ -95,19 +95,9 @@ class ChunkReader(asyncio.StreamReader):
 
     def feed_data(self, data: bytes) -> None:
         # a transport that could not take the receiver: one copy, as before
-        if not data:
-            return
-        room = self._room()
-        if len(room) < len(data):
-            kept = self._end - self._start
-            area = bytearray(kept + len(data) + MIN_READ)
-            area[:kept] = memoryview(self._area)[self._start : self._end]
-            self._area = area
-            self._handed -= self._start
-            self._start, self._end = 0, kept
-            room = memoryview(area)[kept:]
-        room[: len(data)] = data
-        self._filled(len(data))
+        if data:
+            self._room(len(data))[: len(data)] = data
+            self._filled(len(data))
 
     # -- reading ---------------------------------------------------------------
 
