@@ -35,21 +35,7 @@ _Feed = tuple[
     list[tuple[int, str, int, int]],
 ]
 # feed_frames() gives back the same and then the bytes of the data it used.
-_FeedFrames = tuple[
-    bytes,
-    bytes,
-    bytes,
-    bytes,
-    bytes,
-    int,
-    int,
-    int,
-    int,
-    int,
-    list[tuple[int, int, bytes]],
-    list[tuple[int, str, int, int]],
-    int,
-]
+_FeedFrames = tuple[*_Feed, int]
 
 class ProtocolViolation(ValueError):
     """The byte stream is not the NATS protocol."""
